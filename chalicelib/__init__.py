@@ -1,0 +1,1 @@
+"""Lobster: a prepaid, hourly billing panel for virtual machine hosting."""

@@ -1,0 +1,1 @@
+"""VM backends: one module per provider behind the interface in `base`."""

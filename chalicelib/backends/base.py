@@ -1,0 +1,217 @@
+"""The backend interface every provider module implements.
+
+A backend drives one region's provider API. The required methods cover the VM life
+cycle and traffic counters; optional capabilities are declared in `CAPABILITIES` and
+offered to users only when present. Backend ids are the provider's own ids, as strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from chalicelib.errors import NotSupported
+
+
+class VmState(str, enum.Enum):
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+
+class ImageState(str, enum.Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    ERROR = "error"
+
+
+# Optional capabilities and the methods each one requires.
+CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
+    "console": ("get_console_url",),
+    "rename": ("rename_vm",),
+    "reimage": ("reimage_vm",),
+    "snapshot": ("snapshot_vm",),
+    "resize": ("resize_vm",),
+    "addresses": ("list_addresses",),
+    "reverse_dns": ("set_reverse_dns",),
+    "image_fetch": ("fetch_image",),
+    "images": ("get_image", "list_images", "delete_image"),
+    "plans": ("list_plans",),
+    "actions": ("list_actions", "run_action"),
+    "traffic": ("read_traffic",),
+}
+
+
+@dataclass(frozen=True)
+class Address:
+    ip: str
+    version: int  # 4 or 6
+    private: bool = False
+    reverse_dns: str | None = None
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """What a customer asked for, translated to the region's backend ids."""
+
+    name: str
+    plan_backend_id: str
+    image_backend_id: str
+    ram_mb: int
+    vcpus: int
+    disk_gb: int
+    ssh_public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    backend_id: str
+    state: VmState
+    addresses: tuple[Address, ...] = ()
+    created_at: datetime | None = None
+    hostname: str | None = None
+    login_details: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    backend_id: str
+    name: str
+    state: ImageState
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    backend_id: str
+    name: str
+    ram_mb: int
+    vcpus: int
+    disk_gb: int
+    bandwidth_gib: int
+
+
+@dataclass(frozen=True)
+class ActionDescriptor:
+    action: str
+    label: str
+    description: str = ""
+    dangerous: bool = False
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Base class of every backend.
+
+    `settings` holds the region's non-secret configuration (endpoint URL, provider
+    region, ...); `secrets` holds credentials and is never logged.
+    """
+
+    TYPE: ClassVar[str]
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, region_id: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+        self.region_id = region_id
+        self.settings = dict(settings)
+        self.secrets = dict(secrets)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for capability in cls.CAPABILITIES:
+            methods = CAPABILITY_METHODS.get(capability)
+            if methods is None:
+                raise TypeError(f"{cls.__name__} declares unknown capability {capability!r}")
+            for method in methods:
+                if getattr(cls, method) is getattr(Backend, method):
+                    raise TypeError(f"{cls.__name__} declares {capability!r} but lacks {method}()")
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.CAPABILITIES
+
+    # Required: the VM life cycle.
+
+    @abstractmethod
+    def create_vm(self, spec: VmSpec) -> str:
+        """Create a VM and return its backend id once the provider accepted it."""
+
+    @abstractmethod
+    def delete_vm(self, backend_id: str) -> None:
+        """Delete a VM. A VM the provider no longer knows counts as deleted."""
+
+    @abstractmethod
+    def get_vm(self, backend_id: str) -> VmInfo:
+        """Return the VM's state, addresses and login details."""
+
+    @abstractmethod
+    def start_vm(self, backend_id: str) -> None: ...
+
+    @abstractmethod
+    def stop_vm(self, backend_id: str) -> None: ...
+
+    @abstractmethod
+    def reboot_vm(self, backend_id: str) -> None: ...
+
+    # Optional capabilities; each raises NotSupported unless the subclass declares it.
+
+    def read_traffic(self, backend_id: str) -> int:
+        """Return the VM's traffic counter in bytes (in plus out).
+
+        The counter only grows, except when the provider resets it (a new month, a host
+        move); billing treats a reading lower than the last one as a reset.
+        """
+        raise self._unsupported("traffic")
+
+    def get_console_url(self, backend_id: str) -> str:
+        raise self._unsupported("console")
+
+    def rename_vm(self, backend_id: str, name: str) -> None:
+        raise self._unsupported("rename")
+
+    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+        raise self._unsupported("reimage")
+
+    def snapshot_vm(self, backend_id: str, name: str) -> str:
+        """Start a snapshot and return the new image's backend id."""
+        raise self._unsupported("snapshot")
+
+    def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
+        raise self._unsupported("resize")
+
+    def list_addresses(self, backend_id: str) -> list[Address]:
+        raise self._unsupported("addresses")
+
+    def set_reverse_dns(self, backend_id: str, ip: str, hostname: str) -> None:
+        raise self._unsupported("reverse_dns")
+
+    def fetch_image(self, url: str, name: str) -> str:
+        """Start importing an image from `url` and return its backend id."""
+        raise self._unsupported("image_fetch")
+
+    def get_image(self, image_backend_id: str) -> ImageInfo:
+        raise self._unsupported("images")
+
+    def list_images(self) -> list[ImageInfo]:
+        raise self._unsupported("images")
+
+    def delete_image(self, image_backend_id: str) -> None:
+        raise self._unsupported("images")
+
+    def list_plans(self) -> list[PlanOffer]:
+        raise self._unsupported("plans")
+
+    def list_actions(self, backend_id: str) -> list[ActionDescriptor]:
+        raise self._unsupported("actions")
+
+    def run_action(self, backend_id: str, action: str, value: str | None = None) -> None:
+        raise self._unsupported("actions")
+
+    def _unsupported(self, capability: str) -> NotSupported:
+        return NotSupported(f"region {self.region_id} does not offer {capability.replace('_', ' ')}")

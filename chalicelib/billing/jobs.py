@@ -1,0 +1,47 @@
+"""Entry points of the scheduled and queued billing functions, shared by the deployed
+Lambdas (wired in app.py) and the local runner, so both run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from chalicelib.billing.planner import ShardMessage, handle_shard_message, hour_to_bill, plan_hour
+from chalicelib.clock import iso, parse_iso
+from chalicelib.log import logger
+
+HOURLY_SCHEDULE_MINUTE = 5  # the run at HH:05 bills hour HH-1, leaving index replication time
+
+
+def run_hourly_billing(event_time: str) -> dict[str, Any]:
+    """Plan the billing of the last hour that ended before `event_time`."""
+    hour = hour_to_bill(parse_iso(event_time))
+    messages = plan_hour(hour)
+    return {"hour": iso(hour), "shards": len(messages)}
+
+
+def run_billing_shard(body: str) -> dict[str, Any]:
+    message = ShardMessage.from_json(body)
+    result = handle_shard_message(message)
+    return {"hour": message.hour, "shard": message.shard, "accounts_billed": result.accounts_billed}
+
+
+def scheduled_event(moment: datetime, rule: str) -> dict[str, Any]:
+    """Build the EventBridge scheduled event a deployed schedule would deliver at `moment`."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": iso(moment),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:000000000000:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def log_run(name: str, result: dict[str, Any]) -> None:
+    logger.info(name, extra=result)

@@ -1,0 +1,302 @@
+"""The hourly billing worker: bills every account of one shard up to a given hour.
+
+Invariant: each (VM, VM-hour) and each (account, storage hour) is one ledger line with a
+deterministic key, written once with `attribute_not_exists`; an account's hourly lines
+reach its balance through one compare-and-set on `billed_through`, so retries, duplicate
+messages and concurrent runs charge every hour exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from chalicelib.billing.hours import hour_start, hours_ending_in, owed_hour_count, plan_at
+from chalicelib.billing.ledger import BATCH_HOURLY, new_line
+from chalicelib.billing.meter import traffic_delta
+from chalicelib.catalog import Catalog, backend_for, load_catalog
+from chalicelib.clock import HOUR, hour_key, iso, month_key, now, parse_hour_key, parse_iso
+from chalicelib.config import settings
+from chalicelib.errors import LobsterError
+from chalicelib.log import logger, metrics
+from chalicelib.models.accounts import Account
+from chalicelib.models.images import Image
+from chalicelib.models.ledger import LedgerLine
+from chalicelib.models.vms import Vm
+from chalicelib.money import round_half_up
+from chalicelib.vms.service import refresh_vm, retry_backend_delete
+
+MAX_CURSOR_ATTEMPTS = 5
+BYTES_PER_GB = 10**9
+
+
+@dataclass
+class AccountWork:
+    vms: list[Vm] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+
+
+@dataclass
+class ShardResult:
+    accounts_billed: int = 0
+    accounts_skipped: int = 0
+    lines_applied: int = 0
+    amount_micros: int = 0
+
+
+@dataclass
+class _Batch:
+    """The hourly lines of one account for one cursor move, and what they change."""
+
+    lines: list[LedgerLine] = field(default_factory=list)
+    meters: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def amount_micros(self) -> int:
+        return sum(line.amount_micros for line in self.lines)
+
+
+def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
+    """Bill every account with billable VMs or images in `shard` through `through_hour`."""
+    result = ShardResult()
+    catalog = load_catalog()
+
+    for account_id, work in _collect_shard(shard).items():
+        applied = bill_account(account_id, work, through_hour, catalog)
+        if applied is None:
+            result.accounts_skipped += 1
+            continue
+        result.accounts_billed += 1
+        result.lines_applied += len(applied.lines)
+        result.amount_micros += applied.amount_micros
+
+    logger.info("billing_shard_done", extra={"shard": shard, "hour": hour_key(through_hour), **result.__dict__})
+    return result
+
+
+def _collect_shard(shard: str) -> dict[str, AccountWork]:
+    work: dict[str, AccountWork] = defaultdict(AccountWork)
+    for vm in Vm.billing_index.query(shard):
+        work[vm.account_id].vms.append(vm)
+    for image in Image.billing_index.query(shard):
+        work[image.account_id].images.append(image)
+    return work
+
+
+def bill_account(account_id: str, work: AccountWork, through_hour: datetime, catalog: Catalog) -> _Batch | None:
+    """Move one account's cursor to `through_hour`, charging everything in between.
+
+    Returns the applied batch, or None when the cursor was already there.
+    """
+    for _attempt in range(MAX_CURSOR_ATTEMPTS):
+        account = Account.get(account_id, consistent_read=True)
+        cursor = parse_hour_key(account.billed_through)
+        if cursor >= through_hour:
+            return None
+
+        batch = _build_batch(account, work, cursor, through_hour, catalog)
+        if _apply_batch(account, batch, through_hour):
+            _log_batch(account_id, batch, through_hour)
+            _finish_deleted(work, through_hour)
+            return batch
+
+    raise RuntimeError(f"account {account_id}: billing cursor kept moving under the worker")
+
+
+def _build_batch(account: Account, work: AccountWork, cursor: datetime, through_hour: datetime, catalog: Catalog) -> _Batch:
+    batch = _Batch()
+    window_start, window_end = cursor + HOUR, through_hour + HOUR
+
+    for vm in work.vms:
+        _add_vm_lines(batch, account, vm, window_start, window_end, catalog)
+    for period in _hours(cursor + HOUR, through_hour):
+        _add_storage_line(batch, account.account_id, work.images, period)
+    return batch
+
+
+def _finish_deleted(work: AccountWork, through_hour: datetime) -> None:
+    """Retry pending backend deletes, and drop VMs and images whose last hour is billed."""
+    for vm in work.vms:
+        if vm.state == "deleting":
+            retry_backend_delete(vm)
+        if vm.state in ("deleted", "error") and _last_hour_billed(vm, through_hour):
+            vm.update(actions=[Vm.billing_shard.remove(), Vm.billing_sort.remove()])
+    for image in work.images:
+        if image.deleted_at and parse_iso(image.deleted_at) <= through_hour + HOUR:
+            image.update(actions=[Image.billing_shard.remove(), Image.billing_sort.remove()])
+
+
+def _last_hour_billed(vm: Vm, through_hour: datetime) -> bool:
+    if not vm.plan_history or vm.started_at is None or vm.deleted_at is None:
+        return True
+    started, deleted = parse_iso(vm.started_at), parse_iso(vm.deleted_at)
+    owed = owed_hour_count(started, deleted, settings().minimum_billed_hours)
+    return hour_start(started, owed) <= through_hour + HOUR
+
+
+def _hours(first: datetime, last: datetime) -> list[datetime]:
+    hours, moment = [], first
+    while moment <= last:
+        hours.append(moment)
+        moment += HOUR
+    return hours
+
+
+def _add_vm_lines(
+    batch: _Batch, account: Account, vm: Vm, window_start: datetime, window_end: datetime, catalog: Catalog
+) -> None:
+    if vm.state == "provisioning":
+        refresh_vm(vm)
+    if not vm.plan_history or vm.started_at is None:
+        return
+    started = parse_iso(vm.started_at)
+    deleted = parse_iso(vm.deleted_at) if vm.deleted_at else None
+    indexes = hours_ending_in(started, window_start, window_end, deleted, settings().minimum_billed_hours)
+    if not indexes:
+        return
+
+    reading = None if deleted else _read_traffic(vm)
+    for index in indexes:
+        start = hour_start(started, index)
+        plan_id = plan_at(vm.plan_history, start)
+        is_last = index == indexes[-1]
+        line = new_line(
+            account.account_id,
+            moment=start,
+            kind="vm",
+            reference=vm.vm_id,
+            amount_micros=-catalog.plan_price_at(plan_id, start),
+            description=f"VM {vm.name}, plan {catalog.any_plan(plan_id).name}, hour from {iso(start)}",
+            batch=BATCH_HOURLY,
+            period=hour_key(start + HOUR - _EPSILON),
+            vm_id=vm.vm_id,
+            region=vm.region,
+        )
+        if is_last and reading is not None:
+            delta = traffic_delta(account.meters.get(vm.vm_id), reading)
+            line.bandwidth_reading = reading
+            line.bandwidth_delta = delta
+            line.bandwidth_month = month_key(now())
+        owned = _claim(line)
+        if owned is not None:
+            _include(batch, owned)
+
+
+_EPSILON = HOUR / 3600  # one second: an hour ending exactly at HH:00 belongs to run HH-1
+
+
+def _read_traffic(vm: Vm) -> int | None:
+    """Read the VM's traffic counter; a failed reading stores nothing."""
+    if vm.backend_id is None:
+        return None
+    try:
+        backend = backend_for(vm.region)
+        if not backend.supports("traffic"):
+            return None
+        return backend.read_traffic(vm.backend_id)
+    except LobsterError as error:
+        logger.error("traffic_reading_failed", extra={"vm_id": vm.vm_id, "region": vm.region, "error": error.message})
+        metrics.add_metric(name="TrafficReadingFailures", unit="Count", value=1)
+        return None
+
+
+def _add_storage_line(batch: _Batch, account_id: str, images: list[Image], period: datetime) -> None:
+    stored_bytes = sum(image.size_bytes for image in images if _image_exists_during(image, period))
+    if stored_bytes == 0:
+        return
+
+    rate: Fraction = settings().storage_micros_per_gb_hour
+    amount = round_half_up(rate * stored_bytes / BYTES_PER_GB)
+    if amount == 0:
+        return
+    line = new_line(
+        account_id,
+        moment=period,
+        kind="storage",
+        reference="images",
+        amount_micros=-amount,
+        description=f"Image storage, {stored_bytes} bytes for the hour from {iso(period)}",
+        batch=BATCH_HOURLY,
+        period=hour_key(period),
+    )
+    owned = _claim(line)
+    if owned is not None:
+        _include(batch, owned)
+
+
+def _image_exists_during(image: Image, period: datetime) -> bool:
+    created = parse_iso(image.created_at)
+    deleted = parse_iso(image.deleted_at) if image.deleted_at else None
+    return created < period + HOUR and (deleted is None or deleted > period) and image.state != "error"
+
+
+def _claim(line: LedgerLine) -> LedgerLine | None:
+    """Write an hourly line; return the stored line if the hourly batch owns it.
+
+    A line already written by an earlier attempt of the hourly batch is adopted as
+    stored; a line that a deletion already charged belongs to that deletion.
+    """
+    try:
+        line.save(condition=LedgerLine.line_key.does_not_exist())
+        return line
+    except PutError as error:
+        if not _is_conditional_failure(error):
+            raise
+    stored = LedgerLine.get(line.account_id, line.line_key, consistent_read=True)
+    return stored if stored.batch == BATCH_HOURLY else None
+
+
+def _include(batch: _Batch, line: LedgerLine) -> None:
+    batch.lines.append(line)
+    if line.bandwidth_reading is not None and line.vm_id is not None:
+        batch.meters[line.vm_id] = int(line.bandwidth_reading)
+        batch.usage[f"{line.region}|{line.bandwidth_month}"] += int(line.bandwidth_delta or 0)
+
+
+def _apply_batch(account: Account, batch: _Batch, through_hour: datetime) -> bool:
+    """Apply the batch with a compare-and-set on the cursor; False if another run moved it."""
+    meters = {**account.meters, **batch.meters}
+    usage = dict(account.bandwidth_used)
+    for key, delta in batch.usage.items():
+        usage[key] = usage.get(key, 0) + delta
+
+    actions = [
+        Account.billed_through.set(hour_key(through_hour)),
+        Account.balance_micros.set(Account.balance_micros + batch.amount_micros),
+    ]
+    if batch.meters:
+        actions.append(Account.meters.set(meters))
+    if batch.usage:
+        actions.append(Account.bandwidth_used.set(usage))
+    try:
+        account.update(actions=actions, condition=Account.billed_through == account.billed_through)
+    except UpdateError as error:
+        if _is_conditional_failure(error):
+            return False
+        raise
+    return True
+
+
+def _log_batch(account_id: str, batch: _Batch, through_hour: datetime) -> None:
+    if not batch.lines:
+        return
+    logger.info(
+        "charge_applied",
+        extra={
+            "account_id": account_id,
+            "through_hour": hour_key(through_hour),
+            "lines": len(batch.lines),
+            "amount_micros": batch.amount_micros,
+        },
+    )
+    metrics.add_metric(name="VmHoursBilled", unit="Count", value=sum(1 for line in batch.lines if line.kind == "vm"))
+
+
+def _is_conditional_failure(error: Exception) -> bool:
+    cause = getattr(error, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"

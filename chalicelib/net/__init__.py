@@ -1,0 +1,1 @@
+"""Outbound HTTP shared by backends and payment gateways."""

@@ -1,0 +1,1 @@
+"""Payment gateways and the crediting of their verified callbacks."""

@@ -1,0 +1,1 @@
+"""Customer VMs: creation, state refresh, power actions and deletion with final charges."""

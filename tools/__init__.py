@@ -1,0 +1,1 @@
+"""Developer tools: DynamoDB Local, table creation, the local runner and command-line entry points."""
