@@ -19,25 +19,28 @@ os.environ.setdefault("LOBSTER_BILLING_SHARDS", "4")
 # Each test process gets its own table prefix, so parallel workers never share tables.
 os.environ.setdefault("LOBSTER_TABLE_PREFIX", f"t{uuid.uuid4().hex[:8]}-")
 
-_server = None
-if "LOBSTER_DYNAMODB_ENDPOINT" not in os.environ:
+# The endpoint is fixed now, because models read it at import; the server itself starts
+# only when a test needs tables, so backend and gateway tests run without Java.
+_OWN_SERVER = "LOBSTER_DYNAMODB_ENDPOINT" not in os.environ
+if _OWN_SERVER:
     from tools import dynamodb_local
 
-    _server = dynamodb_local.start()
-    os.environ["LOBSTER_DYNAMODB_ENDPOINT"] = _server.endpoint
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _server is not None:
-        _server.stop()
+    _PORT = dynamodb_local.free_port()
+    os.environ["LOBSTER_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{_PORT}"
 
 
 @pytest.fixture(scope="session")
 def tables() -> Iterator[None]:
+    from tools import dynamodb_local
     from tools.tables import create_tables
 
-    create_tables()
-    yield
+    server = dynamodb_local.start(_PORT) if _OWN_SERVER else None
+    try:
+        create_tables()
+        yield
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @pytest.fixture

@@ -83,3 +83,17 @@ def test_deletion_and_hourly_run_charge_overlapping_hour_once() -> None:
     assert len(charges(account.account_id)) == 2
     assert balance(account.account_id) == 20_000_000 - 2 * S1_PRICE
     assert_balance_matches_ledger(account.account_id)
+
+
+def test_vm_activated_after_cursor_passed_is_charged_at_activation() -> None:
+    account = account_with_credit("a@example.com", 20_000_000, T0)
+    run(datetime(2026, 12, 4, 12, tzinfo=UTC))
+    vm = vm_at(account, T0 + timedelta(minutes=10))
+
+    run(datetime(2026, 12, 4, 13, tzinfo=UTC))
+    run(datetime(2026, 12, 4, 14, tzinfo=UTC))
+
+    starts = [line.line_key[:20] for line in charges(account.account_id)]
+    assert starts == [f"2026-12-04T{hour:02d}:40:00Z" for hour in range(9, 14)]
+    assert vm.vm_id
+    assert_balance_matches_ledger(account.account_id)

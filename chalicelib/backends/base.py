@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from chalicelib.errors import NotSupported
 
 
-class VmState(str, enum.Enum):
+class VmState(enum.StrEnum):
     PROVISIONING = "provisioning"
     RUNNING = "running"
     STOPPED = "stopped"
@@ -26,7 +26,7 @@ class VmState(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class ImageState(str, enum.Enum):
+class ImageState(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     ERROR = "error"

@@ -64,7 +64,7 @@ def _record_run(hour: datetime, shards: int) -> bool:
         "run",
         state="planned",
         created_at=iso(now()),
-        count=shards,
+        shard_count=shards,
         expires_epoch=int(now().timestamp()) + RUN_RECORD_DAYS * 86400,
     )
     try:

@@ -156,6 +156,8 @@ def _add_vm_lines(
         return
     started = parse_iso(vm.started_at)
     deleted = parse_iso(vm.deleted_at) if vm.deleted_at else None
+    if vm.hourly_from:
+        window_start = max(window_start, parse_iso(vm.hourly_from))
     indexes = hours_ending_in(started, window_start, window_end, deleted, settings().minimum_billed_hours)
     if not indexes:
         return

@@ -19,5 +19,5 @@ class JobRecord(Model):
     state = UnicodeAttribute()
     created_at = UnicodeAttribute()
     finished_at = UnicodeAttribute(null=True)
-    count = NumberAttribute(default=0)
+    shard_count = NumberAttribute(default=0)
     expires_epoch = NumberAttribute(null=True)

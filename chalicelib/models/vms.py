@@ -47,6 +47,9 @@ class Vm(Model):
     # Billing starts here: the moment the backend reported the VM created.
     started_at = UnicodeAttribute(null=True)
     deleted_at = UnicodeAttribute(null=True)
+    # VM-hours ending at or before this time were charged when the VM became active; the
+    # hourly run charges only hours ending after it.
+    hourly_from = UnicodeAttribute(null=True)
     backend_id = UnicodeAttribute(null=True)
     # [{"plan": id, "at": iso, "price_from": iso}], oldest first.
     plan_history = JsonAttribute(default=list)

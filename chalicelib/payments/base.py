@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 
-class Transition(str, enum.Enum):
+class Transition(enum.StrEnum):
     PENDING = "pending"  # money announced but not received: recorded, not credited
     COMPLETED = "completed"  # credit the amount received
     REFUNDED = "refunded"  # debit the refunded amount

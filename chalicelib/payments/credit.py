@@ -31,7 +31,7 @@ MONEY_SIGN = {
 }
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     RECORDED = "recorded"  # stored without moving money (pending, failed, unhandled)

@@ -43,6 +43,7 @@ MAX_NAME_LENGTH = 64
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 LIVE_STATES = ("provisioning", "active", "deleting")
 BATCH_FINAL = "final"
+BATCH_ACTIVATION = "activation"
 FINAL_LINES_PER_TRANSACTION = 90
 
 
@@ -153,13 +154,19 @@ def refresh_vm(vm: Vm) -> Vm:
 
 
 def _activate(vm: Vm, state: VmState, addresses: list[dict[str, Any]], login: str | None) -> None:
+    """Mark the VM active and charge at once every hour that ended before the hourly run
+    can see it: hours that ended while it provisioned, or that the cursor already passed.
+    """
     started = vm.started_at or iso(now().replace(microsecond=0))
+    account = Account.get(vm.account_id, consistent_read=True)
+    hourly_from = max(now(), parse_hour_key(account.billed_through) + HOUR)
     try:
         vm.update(
             actions=[
                 Vm.state.set("active"),
                 Vm.power.set("online" if state == VmState.RUNNING else "offline"),
                 Vm.started_at.set(started),
+                Vm.hourly_from.set(iso(hourly_from)),
                 Vm.plan_history.set([{"plan": vm.plan_id, "at": started, "price_from": started}]),
                 Vm.addresses.set(addresses),
                 Vm.login_details.set(login or ""),
@@ -170,6 +177,9 @@ def _activate(vm: Vm, state: VmState, addresses: list[dict[str, Any]], login: st
         vm.refresh(consistent_read=True)
         return
     logger.info("vm_active", extra={"account_id": vm.account_id, "vm_id": vm.vm_id, "started_at": started})
+
+    ended = _hours_ended_by(parse_iso(started), hourly_from)
+    _post_vm_hours(vm, range(ended), BATCH_ACTIVATION, load_catalog())
 
 
 def power_action(account: Account, vm: Vm, action: str) -> Vm:
@@ -217,18 +227,27 @@ def charge_final_hours(vm: Vm, catalog: Catalog | None = None) -> int:
     cursor_end = parse_hour_key(account.billed_through) + HOUR
     far_end = started + (owed_hour_count(started, deleted, minimum) + 1) * HOUR
     indexes = hours_ending_in(started, cursor_end, far_end, deleted, minimum)
-    lines = [_final_line(vm, index, started, catalog) for index in indexes]
-
-    total = 0
-    for offset in range(0, len(lines), FINAL_LINES_PER_TRANSACTION):
-        result = post_lines(vm.account_id, lines[offset : offset + FINAL_LINES_PER_TRANSACTION])
-        total += result.amount_micros
+    total = _post_vm_hours(vm, indexes, BATCH_FINAL, catalog)
     if total:
         logger.info("vm_final_charge", extra={"account_id": vm.account_id, "vm_id": vm.vm_id, "amount_micros": total})
     return total
 
 
-def _final_line(vm: Vm, index: int, started: datetime, catalog: Catalog) -> LedgerLine:
+def _hours_ended_by(started: datetime, moment: datetime) -> int:
+    return max(0, int((moment - started).total_seconds()) // 3600)
+
+
+def _post_vm_hours(vm: Vm, indexes: range, batch: str, catalog: Catalog) -> int:
+    """Post the given VM-hours in transactions of at most FINAL_LINES_PER_TRANSACTION lines."""
+    started = parse_iso(vm.started_at or "")
+    lines = [_vm_hour_line(vm, index, started, catalog, batch) for index in indexes]
+    total = 0
+    for offset in range(0, len(lines), FINAL_LINES_PER_TRANSACTION):
+        total += post_lines(vm.account_id, lines[offset : offset + FINAL_LINES_PER_TRANSACTION]).amount_micros
+    return total
+
+
+def _vm_hour_line(vm: Vm, index: int, started: datetime, catalog: Catalog, batch: str) -> LedgerLine:
     start = hour_start(started, index)
     plan_id = plan_at(vm.plan_history, start)
     return new_line(
@@ -238,7 +257,7 @@ def _final_line(vm: Vm, index: int, started: datetime, catalog: Catalog) -> Ledg
         reference=vm.vm_id,
         amount_micros=-catalog.plan_price_at(plan_id, start),
         description=f"VM {vm.name}, plan {catalog.any_plan(plan_id).name}, hour from {iso(start)}",
-        batch=BATCH_FINAL,
+        batch=batch,
         period=hour_key(start + HOUR - HOUR / 3600),
         vm_id=vm.vm_id,
         region=vm.region,
