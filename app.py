@@ -26,6 +26,13 @@ def hourly_billing(event):
     return result
 
 
+@app.schedule(Cron(*jobs.ROLLOVER_SCHEDULE, "*", "?", "*"), name="monthly_rollover")
+def monthly_rollover(event):
+    result = jobs.run_monthly_rollover(event.time)
+    jobs.log_run("monthly_rollover_done", result)
+    return result
+
+
 @app.on_sqs_message(queue=BILLING_QUEUE, batch_size=1, name="billing_worker")
 def billing_worker(event):
     return [jobs.run_billing_shard(record.body) for record in event]

@@ -22,6 +22,18 @@ def run_hourly_billing(event_time: str) -> dict[str, Any]:
     return {"hour": iso(hour), "shards": len(messages)}
 
 
+ROLLOVER_SCHEDULE = (15, 0, 1)  # minute, hour, day of month (UTC): after the 00:05 hourly run
+
+
+def run_monthly_rollover(event_time: str) -> dict[str, Any]:
+    """Settle the month that ended before `event_time`."""
+    from chalicelib.billing.planner import plan_rollover
+    from chalicelib.billing.rollover import closing_month
+
+    month = closing_month(parse_iso(event_time))
+    return {"month": iso(month)[:7], "shards": len(plan_rollover(month))}
+
+
 def run_billing_shard(body: str) -> dict[str, Any]:
     message = ShardMessage.from_json(body)
     result = handle_shard_message(message)

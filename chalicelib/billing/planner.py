@@ -24,19 +24,30 @@ RUN_RECORD_DAYS = 90
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
 
+KIND_HOURLY = "hourly"
+KIND_ROLLOVER = "rollover"
+
+
 @dataclass(frozen=True)
 class ShardMessage:
+    """One unit of queued work: bill a shard through an hour, or settle a shard's month
+    (then `hour` is the first hour of the closing month)."""
+
     hour: str
     shard: str
+    kind: str = KIND_HOURLY
 
     def to_json(self) -> str:
-        return json.dumps({"hour": self.hour, "shard": self.shard})
+        return json.dumps({"hour": self.hour, "shard": self.shard, "kind": self.kind})
 
     @classmethod
     def from_json(cls, body: str) -> ShardMessage:
         data = json.loads(body)
         parse_hour_key(data["hour"])
-        return cls(hour=data["hour"], shard=data["shard"])
+        kind = data.get("kind", KIND_HOURLY)
+        if kind not in (KIND_HOURLY, KIND_ROLLOVER):
+            raise ValueError(f"unknown shard message kind {kind!r}")
+        return cls(hour=data["hour"], shard=data["shard"], kind=kind)
 
 
 def hour_to_bill(moment: datetime) -> datetime:
@@ -50,12 +61,25 @@ def plan_hour(hour: datetime) -> list[ShardMessage]:
     first_run = _record_run(hour, len(messages))
     logger.info("billing_run_planned", extra={"hour": hour_key(hour), "shards": len(messages), "first_run": first_run})
 
+    dispatch(messages)
+    return messages
+
+
+def plan_rollover(month: datetime) -> list[ShardMessage]:
+    """Dispatch one rollover message per shard for the month starting at `month`."""
+    messages = [ShardMessage(hour_key(month), shard, KIND_ROLLOVER) for shard in shard_names()]
+    logger.info("rollover_planned", extra={"month": hour_key(month)[:7], "shards": len(messages)})
+    dispatch(messages)
+    return messages
+
+
+def dispatch(messages: list[ShardMessage]) -> None:
+    """Send shard messages to the queue, or handle them inline when no queue is configured."""
     if settings().billing_queue_url:
         _send_to_queue(messages)
-    else:
-        for message in messages:
-            handle_shard_message(message)
-    return messages
+        return
+    for message in messages:
+        handle_shard_message(message)
 
 
 def _record_run(hour: datetime, shards: int) -> bool:
@@ -89,7 +113,13 @@ def _send_to_queue(messages: list[ShardMessage]) -> None:
 
 
 def handle_shard_message(message: ShardMessage) -> ShardResult:
-    """Bill one shard: the body of the SQS worker, and of inline local runs."""
+    """Handle one shard message: the body of the SQS worker, and of inline local runs."""
+    if message.kind == KIND_ROLLOVER:
+        from chalicelib.billing.rollover import roll_over_shard
+
+        settled = roll_over_shard(message.shard, parse_hour_key(message.hour))
+        return ShardResult(accounts_billed=settled)
+
     result = bill_shard(message.shard, parse_hour_key(message.hour))
     metrics.add_metric(name="BillingShardsDone", unit="Count", value=1)
     return result

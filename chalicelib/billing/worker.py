@@ -15,11 +15,13 @@ from fractions import Fraction
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.billing.hours import hour_start, hours_ending_in, owed_hour_count, plan_at
+from chalicelib.billing.bandwidth import settle
+from chalicelib.billing.hours import hour_start, hours_ending_in, plan_at
 from chalicelib.billing.ledger import BATCH_HOURLY, new_line
+from chalicelib.billing.lifecycle import review
 from chalicelib.billing.meter import traffic_delta
 from chalicelib.catalog import Catalog, backend_for, load_catalog
-from chalicelib.clock import HOUR, hour_key, iso, month_key, now, parse_hour_key, parse_iso
+from chalicelib.clock import HOUR, hour_key, iso, month_key, now, parse_hour_key, parse_iso, previous_month_start
 from chalicelib.config import settings
 from chalicelib.errors import LobsterError
 from chalicelib.log import logger, metrics
@@ -66,7 +68,7 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     result = ShardResult()
     catalog = load_catalog()
 
-    for account_id, work in _collect_shard(shard).items():
+    for account_id, work in collect_shard(shard).items():
         applied = bill_account(account_id, work, through_hour, catalog)
         if applied is None:
             result.accounts_skipped += 1
@@ -79,7 +81,7 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     return result
 
 
-def _collect_shard(shard: str) -> dict[str, AccountWork]:
+def collect_shard(shard: str) -> dict[str, AccountWork]:
     work: dict[str, AccountWork] = defaultdict(AccountWork)
     for vm in Vm.billing_index.query(shard):
         work[vm.account_id].vms.append(vm)
@@ -102,7 +104,7 @@ def bill_account(account_id: str, work: AccountWork, through_hour: datetime, cat
         batch = _build_batch(account, work, cursor, through_hour, catalog)
         if _apply_batch(account, batch, through_hour):
             _log_batch(account_id, batch, through_hour)
-            _finish_deleted(work, through_hour)
+            _after_batch(account_id, work, catalog)
             return batch
 
     raise RuntimeError(f"account {account_id}: billing cursor kept moving under the worker")
@@ -119,24 +121,31 @@ def _build_batch(account: Account, work: AccountWork, cursor: datetime, through_
     return batch
 
 
-def _finish_deleted(work: AccountWork, through_hour: datetime) -> None:
-    """Retry pending backend deletes, and drop VMs and images whose last hour is billed."""
+def _after_batch(account_id: str, work: AccountWork, catalog: Catalog) -> None:
+    """Retry pending backend deletes, settle bandwidth, and take the next credit step.
+
+    Deleted VMs stay in the billing index until the monthly rollover, because their time
+    counts towards the month's bandwidth pool.
+    """
     for vm in work.vms:
         if vm.state == "deleting":
             retry_backend_delete(vm)
-        if vm.state in ("deleted", "error") and _last_hour_billed(vm, through_hour):
+        elif vm.state == "error" and not vm.plan_history:
             vm.update(actions=[Vm.billing_shard.remove(), Vm.billing_sort.remove()])
-    for image in work.images:
-        if image.deleted_at and parse_iso(image.deleted_at) <= through_hour + HOUR:
-            image.update(actions=[Image.billing_shard.remove(), Image.billing_sort.remove()])
+
+    settle(account_id, work.vms, catalog)
+    review(account_id, current_hourly_cost(work, catalog))
 
 
-def _last_hour_billed(vm: Vm, through_hour: datetime) -> bool:
-    if not vm.plan_history or vm.started_at is None or vm.deleted_at is None:
-        return True
-    started, deleted = parse_iso(vm.started_at), parse_iso(vm.deleted_at)
-    owed = owed_hour_count(started, deleted, settings().minimum_billed_hours)
-    return hour_start(started, owed) <= through_hour + HOUR
+def current_hourly_cost(work: AccountWork, catalog: Catalog) -> int:
+    """What the account's live VMs and images cost per hour at today's prices."""
+    moment = now()
+    total = 0
+    for vm in work.vms:
+        if vm.plan_history and vm.deleted_at is None and vm.state == "active":
+            total += catalog.plan_price_at(plan_at(vm.plan_history, moment), moment)
+    stored = sum(image.size_bytes for image in work.images if image.deleted_at is None)
+    return total + round_half_up(settings().storage_micros_per_gb_hour * stored / BYTES_PER_GB)
 
 
 def _hours(first: datetime, last: datetime) -> list[datetime]:
@@ -263,7 +272,7 @@ def _include(batch: _Batch, line: LedgerLine) -> None:
 def _apply_batch(account: Account, batch: _Batch, through_hour: datetime) -> bool:
     """Apply the batch with a compare-and-set on the cursor; False if another run moved it."""
     meters = {**account.meters, **batch.meters}
-    usage = dict(account.bandwidth_used)
+    usage = recent_months(account.bandwidth_used)
     for key, delta in batch.usage.items():
         usage[key] = usage.get(key, 0) + delta
 
@@ -282,6 +291,12 @@ def _apply_batch(account: Account, batch: _Batch, through_hour: datetime) -> boo
             return False
         raise
     return True
+
+
+def recent_months(per_month: dict[str, int]) -> dict[str, int]:
+    """Keep "region|YYYY-MM" keys of this month and the last; older months are settled."""
+    oldest = month_key(previous_month_start(now()))
+    return {key: value for key, value in per_month.items() if key.rpartition("|")[2] >= oldest}
 
 
 def _log_batch(account_id: str, batch: _Batch, through_hour: datetime) -> None:

@@ -1,0 +1,1 @@
+"""Customer notices by e-mail, rendered from templates in `templates`."""

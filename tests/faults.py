@@ -1,0 +1,67 @@
+"""Fault injection at the DynamoDB wire: make the Nth write fail before it is sent, or
+after the server applied it (a client that timed out after the commit).
+
+Handlers are registered on the botocore clients that the models and transactions use, so
+the product code runs unchanged against the real DynamoDB Local server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.models import ALL_MODELS
+from chalicelib.models.base import connection
+
+WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+
+
+class InjectedCrash(Exception):
+    """The process 'died' at this point: nothing after it ran."""
+
+
+@dataclass
+class WriteCounter:
+    crash_at: int | None = None  # 1-based index of the write that crashes
+    after_commit: bool = True
+    writes: list[str] = field(default_factory=list)
+
+    def before(self, model: Any, params: Any, **_: Any) -> None:
+        self._maybe_crash(model, committed=False)
+
+    def after(self, model: Any, **_: Any) -> None:
+        self._maybe_crash(model, committed=True)
+
+    def _maybe_crash(self, model: Any, committed: bool) -> None:
+        name = model.name
+        if name not in WRITE_OPERATIONS:
+            return
+        if not committed:
+            self.writes.append(name)
+        if self.crash_at is not None and len(self.writes) == self.crash_at and committed == self.after_commit:
+            self.crash_at = None
+            raise InjectedCrash(f"crash at write {len(self.writes)} ({name}, committed={committed})")
+
+
+def _clients() -> list[Any]:
+    clients = [model._get_connection().connection.client for model in ALL_MODELS]
+    clients.append(connection().client)
+    unique: dict[int, Any] = {id(client): client for client in clients}
+    return list(unique.values())
+
+
+@contextmanager
+def count_writes(crash_at: int | None = None, after_commit: bool = True) -> Iterator[WriteCounter]:
+    counter = WriteCounter(crash_at=crash_at, after_commit=after_commit)
+    clients = _clients()
+    for client in clients:
+        client.meta.events.register("before-call.dynamodb", counter.before)
+        client.meta.events.register("after-call.dynamodb", counter.after)
+    try:
+        yield counter
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call.dynamodb", counter.before)
+            client.meta.events.unregister("after-call.dynamodb", counter.after)
