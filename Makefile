@@ -28,7 +28,7 @@ run: $(STAMP) $(NODE_STAMP)
 	$(PY) -m tools.local_run
 
 test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 check: lint test
 

@@ -21,12 +21,15 @@ os.environ.setdefault("LOBSTER_TABLE_PREFIX", f"t{uuid.uuid4().hex[:8]}-")
 
 # The endpoint is fixed now, because models read it at import; the server itself starts
 # only when a test needs tables, so backend and gateway tests run without Java.
-_OWN_SERVER = "LOBSTER_DYNAMODB_ENDPOINT" not in os.environ
+# Each process (and each pytest-xdist worker, which inherits the marker) owns a server,
+# unless LOBSTER_DYNAMODB_ENDPOINT names one that the caller started.
+_OWN_SERVER = "LOBSTER_DYNAMODB_ENDPOINT" not in os.environ or os.environ.get("LOBSTER_TEST_OWN_SERVER") == "1"
 if _OWN_SERVER:
     from tools import dynamodb_local
 
     _PORT = dynamodb_local.free_port()
     os.environ["LOBSTER_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{_PORT}"
+    os.environ["LOBSTER_TEST_OWN_SERVER"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ BYTES_PER_SECOND_SPREAD = 200_000
 
 class DemoBackend(Backend):
     TYPE = "demo"
-    CAPABILITIES = frozenset({"traffic", "console", "rename", "reimage", "addresses", "plans"})
+    CAPABILITIES = frozenset({"traffic", "console", "rename", "reimage", "resize", "addresses", "plans"})
 
     def __init__(self, region_id: str, settings_: Mapping[str, Any], secrets_: Mapping[str, str]) -> None:
         if not settings().is_local:
@@ -89,6 +89,9 @@ class DemoBackend(Backend):
 
     def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
         self._machine(backend_id).update(actions=[DemoMachine.image.set(image_backend_id)])
+
+    def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
+        self._machine(backend_id).update(actions=[DemoMachine.plan.set(plan_backend_id)])
 
     def list_addresses(self, backend_id: str) -> list[Address]:
         self._machine(backend_id)

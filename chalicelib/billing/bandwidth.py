@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.billing.allocation import GIB, gib_seconds, overage_gib, pool_bytes
 from chalicelib.billing.ledger import new_line, post_lines
@@ -82,15 +81,13 @@ def _charge_overage(account: Account, key: str, region: str, used: int, pool: in
         region=region,
     )
 
-    def guard(transaction: TransactWrite) -> None:
-        transaction.update(
-            Account(account.account_id),
-            actions=[Account.bandwidth_billed_gib.set(updated)],
-            condition=_unchanged(previous),
-        )
-
     try:
-        post_lines(account.account_id, [line], extra_write=guard)
+        post_lines(
+            account.account_id,
+            [line],
+            account_actions=[Account.bandwidth_billed_gib.set(updated)],
+            account_condition=_unchanged(previous),
+        )
     except TransactWriteError:
         logger.info("bandwidth_overage_already_charged", extra={"account_id": account.account_id, "key": key})
         return 0

@@ -9,11 +9,13 @@ Two ways move money, and both keep balance == sum(ledger):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.clock import iso, next_month_start, now, parse_month_key
@@ -69,12 +71,20 @@ class PostResult:
 ExtraWrite = Callable[[TransactWrite], None]
 
 
-def post_lines(account_id: str, lines: Iterable[LedgerLine], extra_write: ExtraWrite | None = None) -> PostResult:
+def post_lines(
+    account_id: str,
+    lines: Iterable[LedgerLine],
+    extra_write: ExtraWrite | None = None,
+    account_actions: Sequence[Action] = (),
+    account_condition: Condition | None = None,
+) -> PostResult:
     """Write `lines` and add their sum to the balance in one transaction.
 
     Lines whose key already exists were posted before (a retry, or another batch owns
-    them); they are left alone and reported in `already_present`. When `extra_write`'s
-    own condition fails, TransactWriteError propagates and nothing is written.
+    them); they are left alone and reported in `already_present`. `extra_write` adds a
+    write to another item, `account_actions` and `account_condition` extend the account
+    update; when one of their conditions fails, TransactWriteError propagates and
+    nothing is written.
     """
     pending = {line.line_key: line for line in lines}
     present: list[str] = []
@@ -85,7 +95,7 @@ def post_lines(account_id: str, lines: Iterable[LedgerLine], extra_write: ExtraW
         if not pending:
             return PostResult([], present)
         try:
-            _write_transaction(account_id, list(pending.values()), extra_write)
+            _write_transaction(account_id, list(pending.values()), extra_write, account_actions, account_condition)
         except TransactWriteError:
             existing = _existing_keys(account_id, pending)
             if not existing:
@@ -99,8 +109,17 @@ def post_lines(account_id: str, lines: Iterable[LedgerLine], extra_write: ExtraW
     raise RuntimeError(f"ledger transaction for account {account_id} kept conflicting")
 
 
-def _write_transaction(account_id: str, lines: list[LedgerLine], extra_write: ExtraWrite | None) -> None:
+def _write_transaction(
+    account_id: str,
+    lines: list[LedgerLine],
+    extra_write: ExtraWrite | None,
+    account_actions: Sequence[Action],
+    account_condition: Condition | None,
+) -> None:
     total = sum(line.amount_micros for line in lines)
+    condition = Account.account_id.exists()
+    if account_condition is not None:
+        condition = condition & account_condition
     with transact_write() as transaction:
         if extra_write is not None:
             extra_write(transaction)
@@ -108,8 +127,8 @@ def _write_transaction(account_id: str, lines: list[LedgerLine], extra_write: Ex
             transaction.save(line, condition=LedgerLine.line_key.does_not_exist())
         transaction.update(
             Account(account_id),
-            actions=[Account.balance_micros.add(total)],
-            condition=Account.account_id.exists(),
+            actions=[Account.balance_micros.add(total), *account_actions],
+            condition=condition,
         )
 
 

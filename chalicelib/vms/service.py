@@ -197,6 +197,28 @@ def power_action(account: Account, vm: Vm, action: str) -> Vm:
     return vm
 
 
+def resize_vm(vm: Vm, plan_id: str) -> Vm:
+    """Move a VM to another plan: its price changes from its next VM-hour, its bandwidth
+    allocation from this moment."""
+    if vm.state != "active" or not vm.plan_history:
+        raise InvalidRequest(f"VM {vm.vm_id} is {vm.state}; only an active VM can be resized", field="vm_id")
+    if vm.suspended != "no":
+        raise VmSuspended(f"VM {vm.vm_id} is suspended; only stop and delete are allowed")
+    catalog = load_catalog()
+    plan = catalog.plan(plan_id)
+    if vm.region not in plan.region_ids:
+        raise InvalidRequest(f"plan {plan_id!r} is not offered in region {vm.region!r}", field="plan")
+
+    backend_for(vm.region).resize_vm(vm.backend_id or "", plan.region_ids[vm.region])
+    moment = now().replace(microsecond=0)
+    started = parse_iso(vm.started_at or iso(moment))
+    next_hour = hour_start(started, _hours_ended_by(started, moment) + 1)
+    history = [*vm.plan_history, {"plan": plan_id, "at": iso(moment), "price_from": iso(next_hour)}]
+    vm.update(actions=[Vm.plan_id.set(plan_id), Vm.plan_history.set(history)])
+    logger.info("vm_resized", extra={"account_id": vm.account_id, "vm_id": vm.vm_id, "plan": plan_id})
+    return vm
+
+
 def delete_vm(vm: Vm) -> Vm:
     """Charge the VM's remaining hours, then delete it on the backend.
 
