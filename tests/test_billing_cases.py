@@ -13,19 +13,25 @@ from chalicelib import clock
 from chalicelib.billing.adjustments import adjust_credit
 from chalicelib.billing.allocation import GIB
 from chalicelib.billing.planner import plan_hour, plan_rollover
-from chalicelib.billing.shards import shard_for
 from chalicelib.clock import HOUR, iso, previous_month_start
 from chalicelib.errors import InsufficientCredit
 from chalicelib.models.accounts import Account
-from chalicelib.models.catalog import KIND_PLAN, CatalogItem
-from chalicelib.models.images import Image
 from chalicelib.models.ledger import LedgerLine
 from chalicelib.models.vms import Vm
 from chalicelib.notify.sender import outbox
 from chalicelib.payments.service import start_payment
 from chalicelib.vms.service import delete_vm, resize_vm
 from tests.faults import InjectedCrash, count_writes
-from tests.helpers import account_with_credit, assert_balance_matches_ledger, balance, charges, ledger, vm_at
+from tests.helpers import (
+    account_with_credit,
+    add_image,
+    add_plan,
+    assert_balance_matches_ledger,
+    balance,
+    charges,
+    ledger,
+    vm_at,
+)
 
 pytestmark = pytest.mark.usefixtures("demo_catalog", "clock")
 
@@ -35,27 +41,6 @@ S1 = 7_500
 def run_hour(hour: datetime) -> None:
     clock.set_time(hour + HOUR + timedelta(minutes=5))
     plan_hour(hour)
-
-
-def add_plan(plan_id: str, price: str, bandwidth_gib: int) -> None:
-    from chalicelib.catalog import invalidate
-    from chalicelib.money import parse_micros
-
-    CatalogItem(
-        KIND_PLAN, plan_id, name=plan_id, ram_mb=1024, vcpus=1, disk_gb=25, bandwidth_gib=bandwidth_gib,
-        prices=[["2020-01-01T00:00:00Z", parse_micros(price)]], region_ids={"demo": plan_id},
-    ).save()
-    invalidate()
-
-
-def add_image(account: Account, size_bytes: int, created: datetime) -> Image:
-    image = Image(
-        account.account_id, f"img-{size_bytes}-{int(created.timestamp())}", name="backup", region="demo",
-        state="active", size_bytes=size_bytes, created_at=iso(created), billing_shard=shard_for(account.account_id),
-    )
-    image.billing_sort = f"{account.account_id}#{image.image_id}"
-    image.save()
-    return image
 
 
 def test_c1_write_committed_then_retried_charges_once() -> None:
