@@ -192,3 +192,21 @@ def test_ledger_month_must_be_valid(client: Client) -> None:
     status, error = call(client, "GET", "/v1/ledger?month=2026-13", token=token)
     assert status == 400
     assert error["error"]["field"] == "month"
+
+
+def test_statement_csv_has_opening_lines_and_closing(client: Client) -> None:
+    token = signed_in(client)
+    call(client, "POST", "/v1/payments", {"gateway": "demo", "amount": "20.00"}, token)
+    call(client, "POST", "/v1/vms", {"name": "web1", "region": "demo", "plan": "s1", "image": "debian-12"}, token)
+    clock.set_time(datetime(2026, 12, 4, 11, 5, tzinfo=UTC))
+    plan_hour(datetime(2026, 12, 4, 10, tzinfo=UTC))
+
+    response = client.http.get("/v1/ledger.csv?month=2026-12", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = [row.split(",") for row in response.body.decode().strip().split("\r\n")]
+    assert rows[0] == ["time", "kind", "description", "amount", "currency", "balance"]
+    assert rows[1][1] == "opening_balance" and rows[1][-1] == "0.00"
+    assert [row[1] for row in rows[2:-1]] == ["payment", "vm"]
+    assert rows[-1][1] == "closing_balance" and rows[-1][-1] == "19.9925"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
-from chalicelib.api.http import current_account, json_response, route
+from chalicelib.api.http import SECURITY_HEADERS, current_account, json_response, route
 from chalicelib.api.schema import query_param
 from chalicelib.billing.costs import hourly_cost
 from chalicelib.billing.ledger import month_lines
+from chalicelib.billing.statements import statement_csv
 from chalicelib.clock import month_key, now
 from chalicelib.config import settings
 from chalicelib.errors import InvalidRequest
@@ -36,12 +37,32 @@ def get_account() -> object:
     )
 
 
-@route(blueprint, "/v1/ledger", ["GET"])
-def get_ledger() -> object:
-    account = current_account(blueprint.current_request)
+def _requested_month() -> str:
     month = query_param(blueprint.current_request.query_params, "month") or month_key(now())
     if not MONTH_PATTERN.match(month):
         raise InvalidRequest("month must be YYYY-MM, for example 2026-12", field="month")
+    return month
+
+
+@route(blueprint, "/v1/ledger.csv", ["GET"])
+def get_statement() -> object:
+    account = current_account(blueprint.current_request)
+    month = _requested_month()
+    return Response(
+        body=statement_csv(account.account_id, month),
+        status_code=200,
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="lobster-statement-{month}.csv"',
+            **SECURITY_HEADERS,
+        },
+    )
+
+
+@route(blueprint, "/v1/ledger", ["GET"])
+def get_ledger() -> object:
+    account = current_account(blueprint.current_request)
+    month = _requested_month()
 
     lines = [
         {
