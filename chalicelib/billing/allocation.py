@@ -38,7 +38,7 @@ def gib_seconds(
     month: datetime,
     plan_gib: Callable[[str], int],
 ) -> int:
-    """A VM's allocation to the pool of the month starting at `month`, in GiB-seconds."""
+    """Return a VM's allocation to the pool of the month starting at `month`, in GiB-seconds."""
     first, after = month_start(month), next_month_start(month)
     ended = min(deleted, after) if deleted is not None else after
 

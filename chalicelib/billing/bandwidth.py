@@ -1,6 +1,6 @@
 """Bandwidth overage and pool notices for one account, after its usage changed.
 
-Overage is charged per whole GiB above the pool, each GiB once: the charge and the new
+Overage is charged per whole GiB above the pool, each GiB once. The charge and the new
 count of billed GiB are written in one transaction, conditional on the count read before,
 so a repeated or concurrent run charges nothing twice. Notices at 85% and 100% are sent
 once per region and month the same way.
@@ -28,7 +28,7 @@ NOTICE_PERCENTS = (85, 100)
 
 
 def pool_for(vms: Iterable[Vm], region: str, month: datetime, catalog: Catalog) -> int:
-    """The account's pool in bytes for `region` and the month starting at `month`."""
+    """Return the account's pool in bytes for `region` and the month starting at `month`."""
     total = 0
     for vm in vms:
         if vm.region != region or not vm.plan_history or vm.started_at is None:

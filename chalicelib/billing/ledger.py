@@ -89,7 +89,7 @@ def post_lines(
     pending = {line.line_key: line for line in lines}
     present: list[str] = []
     if len(pending) + 1 > MAX_TRANSACTION_ITEMS:
-        raise ValueError(f"a ledger transaction holds at most {MAX_TRANSACTION_ITEMS - 1} lines")
+        raise ValueError(f"a ledger transaction accepts at most {MAX_TRANSACTION_ITEMS - 1} lines; split the batch")
 
     for _attempt in range(MAX_TRANSACTION_ATTEMPTS):
         if not pending:

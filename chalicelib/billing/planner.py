@@ -51,7 +51,7 @@ class ShardMessage:
 
 
 def hour_to_bill(moment: datetime) -> datetime:
-    """The hour a run at `moment` bills: the last hour that has ended."""
+    """Return the hour a run at `moment` bills: the last hour that has ended."""
     return floor_hour(moment) - HOUR
 
 

@@ -1,8 +1,8 @@
 """The monthly bandwidth rollover: settles the closing month and starts new pools.
 
-For each account it first bills every hour of the closing month (a no-op when the hourly
-run did), then charges the overage left on the month's final pools, then removes from the
-billing index the VMs and images whose last hour was billed before the new month. Running
+For each account it first bills every hour of the closing month, which is a no-op when the
+hourly run did. It then charges the overage left on the month's final pools. Last, it removes
+from the billing index the VMs and images whose last hour was billed before the new month. Running
 it twice changes nothing: every step is conditional.
 """
 
@@ -19,7 +19,7 @@ from chalicelib.models.vms import Vm
 
 
 def closing_month(moment: datetime) -> datetime:
-    """The month a rollover running at `moment` settles: the one before it."""
+    """Return the month a rollover running at `moment` settles: the one before it."""
     return previous_month_start(moment)
 
 

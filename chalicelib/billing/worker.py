@@ -1,7 +1,7 @@
 """The hourly billing worker: bills every account of one shard up to a given hour.
 
 Invariant: each (VM, VM-hour) and each (account, storage hour) is one ledger line with a
-deterministic key, written once with `attribute_not_exists`; an account's hourly lines
+deterministic key, written once with `attribute_not_exists`. An account's hourly lines
 reach its balance through one compare-and-set on `billed_through`, so retries, duplicate
 messages and concurrent runs charge every hour exactly once.
 """
@@ -138,7 +138,7 @@ def _after_batch(account_id: str, work: AccountWork, catalog: Catalog) -> None:
 
 
 def current_hourly_cost(work: AccountWork, catalog: Catalog) -> int:
-    """What the account's live VMs and images cost per hour at today's prices."""
+    """Return what the account's live VMs and images cost per hour at today's prices."""
     moment = now()
     total = 0
     for vm in work.vms:
