@@ -18,8 +18,12 @@ from chalicelib.models.base import connection
 WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
 
 
-class InjectedCrash(Exception):
-    """The process 'died' at this point: nothing after it ran."""
+class InjectedCrash(BaseException):
+    """The process died at this point, so nothing after it ran.
+
+    It derives from BaseException, like KeyboardInterrupt, so handlers that isolate
+    ordinary errors do not catch it, just as they could not catch a killed process.
+    """
 
 
 @dataclass

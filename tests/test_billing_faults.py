@@ -159,3 +159,23 @@ def test_missed_ticks_bill_the_same_as_every_tick() -> None:
 
     caught_up = snapshot(account_ids)
     assert [lines for lines, _ in caught_up] == [lines for lines, _ in every_tick]
+
+
+def test_failing_account_does_not_block_others() -> None:
+    from chalicelib.billing.worker import ShardIncomplete
+
+    healthy = account_with_credit("healthy@example.com", 20_000_000, T0)
+    poisoned = account_with_credit("poisoned@example.com", 20_000_000, T0)
+    vm_at(healthy, T0, "s1", "ok")
+    broken = vm_at(poisoned, T0, "s1", "broken")
+    Vm(poisoned.account_id, broken.vm_id).update(
+        actions=[Vm.plan_history.set([{"plan": "retired", "at": broken.started_at, "price_from": broken.started_at}])]
+    )
+
+    with pytest.raises(ShardIncomplete):
+        run_hour(HOUR_10)
+
+    assert [line.kind for line in ledger(healthy.account_id) if line.kind == "vm"] == ["vm"]
+    assert [line.kind for line in ledger(poisoned.account_id) if line.kind == "vm"] == []
+    assert_balance_matches_ledger(healthy.account_id)
+    assert_balance_matches_ledger(poisoned.account_id)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pynamodb.exceptions import PutError
 
 from chalicelib.billing.shards import shard_names
-from chalicelib.billing.worker import ShardResult, bill_shard
+from chalicelib.billing.worker import ShardIncomplete, ShardResult, bill_shard
 from chalicelib.clock import HOUR, floor_hour, hour_key, iso, now, parse_hour_key
 from chalicelib.config import settings
 from chalicelib.log import logger, metrics
@@ -78,8 +78,15 @@ def dispatch(messages: list[ShardMessage]) -> None:
     if settings().billing_queue_url:
         _send_to_queue(messages)
         return
+
+    incomplete: list[ShardIncomplete] = []
     for message in messages:
-        handle_shard_message(message)
+        try:
+            handle_shard_message(message)
+        except ShardIncomplete as error:
+            incomplete.append(error)
+    if incomplete:
+        raise ShardIncomplete("; ".join(error.message for error in incomplete))
 
 
 def _record_run(hour: datetime, shards: int) -> bool:

@@ -63,13 +63,28 @@ class _Batch:
         return sum(line.amount_micros for line in self.lines)
 
 
+class ShardIncomplete(LobsterError):
+    """Some accounts of a shard failed; the others were billed and the message is retried."""
+
+
 def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
-    """Bill every account with billable VMs or images in `shard` through `through_hour`."""
+    """Bill every account with billable VMs or images in `shard` through `through_hour`.
+
+    One account's failure does not stop the others: it is logged, the rest are billed, and
+    ShardIncomplete makes the queue deliver the message again for the failed accounts.
+    """
     result = ShardResult()
     catalog = load_catalog()
+    failed: list[str] = []
 
     for account_id, work in collect_shard(shard).items():
-        applied = bill_account(account_id, work, through_hour, catalog)
+        try:
+            applied = bill_account(account_id, work, through_hour, catalog)
+        except Exception as error:  # noqa: BLE001 - isolate one account's failure from the shard
+            logger.exception("account_billing_failed", extra={"account_id": account_id, "shard": shard, "error": str(error)})
+            metrics.add_metric(name="AccountBillingFailures", unit="Count", value=1)
+            failed.append(account_id)
+            continue
         if applied is None:
             result.accounts_skipped += 1
             continue
@@ -77,7 +92,9 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
         result.lines_applied += len(applied.lines)
         result.amount_micros += applied.amount_micros
 
-    logger.info("billing_shard_done", extra={"shard": shard, "hour": hour_key(through_hour), **result.__dict__})
+    logger.info("billing_shard_done", extra={"shard": shard, "hour": hour_key(through_hour), "failed": len(failed), **result.__dict__})
+    if failed:
+        raise ShardIncomplete(f"shard {shard}: {len(failed)} accounts failed and will be retried")
     return result
 
 
