@@ -54,3 +54,33 @@ package: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache
+
+# Deployment: `make deploy STAGE=prod DEPLOY_BUCKET=... ALARM_EMAIL=...` (docs/operations.md).
+STAGE ?= prod
+STACK ?= lobster-$(STAGE)
+DEPLOY_BUCKET ?=
+ALARM_EMAIL ?=
+# JSON for the Gateways parameter (LOBSTER_GATEWAYS); passed in single quotes, so it keeps its own.
+GATEWAYS ?=
+# Further Key=Value stack parameters, such as Tracing=enabled.
+DEPLOY_PARAMETERS ?=
+LAMBDA_BUILD := build/lambda
+
+.PHONY: lambda-package deploy coldstart
+
+lambda-package: $(STAMP)
+	LOBSTER_STAGE=prod $(PY) -m tools.lambda_package $(LAMBDA_BUILD)
+
+deploy: lambda-package
+	@test "$(STAGE)" = prod || { echo "only STAGE=prod is configured (.chalice/config.json, tools/infra.py)"; exit 2; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "set DEPLOY_BUCKET to an S3 bucket in the target region for the code"; exit 2; }
+	@command -v aws >/dev/null || { echo "the AWS CLI (aws) is required to deploy"; exit 2; }
+	aws cloudformation package --template-file $(LAMBDA_BUILD)/sam.json --s3-bucket $(DEPLOY_BUCKET) \
+		--output-template-file $(LAMBDA_BUILD)/packaged.json --use-json
+	aws cloudformation deploy --template-file $(LAMBDA_BUILD)/packaged.json --stack-name $(STACK) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+		$(if $(ALARM_EMAIL)$(GATEWAYS)$(DEPLOY_PARAMETERS),--parameter-overrides) \
+		$(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) $(if $(GATEWAYS),'Gateways=$(GATEWAYS)') $(DEPLOY_PARAMETERS)
+
+coldstart: $(STAMP)
+	$(PY) -m bench.coldstart

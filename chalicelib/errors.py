@@ -7,15 +7,20 @@ from __future__ import annotations
 
 
 class LobsterError(Exception):
-    """Root of every expected failure."""
+    """Root of every expected failure.
+
+    `status` is the HTTP status Lobster responds with. `status_code` is the HTTP status of
+    the provider or gateway response behind the error, or None when there was none.
+    """
 
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, status_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.status_code = status_code
 
     def to_body(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}

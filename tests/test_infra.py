@@ -4,6 +4,7 @@ cfn-lint, and the IAM policy names exact tables and queues, never "*"."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,92 @@ def test_packaged_functions_use_the_explicit_policy(packaged: Path) -> None:
     for role in roles:
         documents = [policy["PolicyDocument"] for policy in role["Properties"]["Policies"]]
         assert expected in documents
+
+
+def test_each_failure_alarms_the_topic() -> None:
+    from tools.alarms import ALARMED_FAILURES
+
+    resources = infra.build_template()["Resources"]
+
+    for logical_id in ALARMED_FAILURES:
+        alarm = resources[logical_id]
+        assert alarm["Type"] == "AWS::CloudWatch::Alarm", logical_id
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
+    subscription = resources["AlarmTopic"]["Properties"]["Subscription"]
+    assert subscription == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+
+
+def test_missing_billing_run_alarm_treats_silence_as_failure() -> None:
+    alarm = infra.build_template()["Resources"]["BillingRunMissingAlarm"]["Properties"]
+
+    assert alarm["MetricName"] == "BillingRunPlanned"
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 2 * 3600
+
+
+def test_alarmed_metrics_are_the_names_the_code_emits() -> None:
+    from chalicelib import log
+
+    emitted = {value for name, value in vars(log).items() if name.startswith("METRIC_")}
+    template = json.dumps(infra.build_template())
+    alarmed = set(re.findall(r'"MetricName": "([A-Za-z]+)"', template)) - {"ApproximateNumberOfMessagesVisible", "Errors"}
+
+    assert alarmed <= emitted
+
+
+def test_dead_letter_alarm_watches_the_dead_letter_queue() -> None:
+    alarm = infra.build_template()["Resources"]["BillingDeadLetterAlarm"]["Properties"]
+
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["BillingDeadLetterQueue", "QueueName"]}}]
+
+
+def test_short_lived_tables_expire_items() -> None:
+    resources = infra.build_template()["Resources"]
+
+    for logical_id in ("AuthTable", "SessionsTable", "JobsTable", "IdempotencyTable", "RateLimitsTable", "AuditTable"):
+        assert resources[logical_id]["Properties"]["TimeToLiveSpecification"]["Enabled"] is True, logical_id
+
+
+def test_audit_table_is_kept_like_money_tables() -> None:
+    resources = infra.build_template()["Resources"]
+
+    assert resources["AuditTable"]["DeletionPolicy"] == "Retain"
+    assert resources["AuditTable"]["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_tracing_is_off_unless_the_parameter_enables_it(packaged: Path) -> None:
+    template = json.loads((packaged / "sam.json").read_text())
+
+    functions = {name: resource for name, resource in template["Resources"].items() if resource["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == {infra.function_logical_id(name) for name in infra.function_names()}
+    for name, function in functions.items():
+        assert function["Properties"]["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}, name
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingEnabled", "false", "true"]}, name
+    assert template["Parameters"]["Tracing"]["Default"] == "disabled"
+
+
+def test_lambda_requirements_match_runtime_dependencies() -> None:
+    from tools.lambda_package import RUNTIME_PROVIDED, lambda_requirement_problems
+
+    assert lambda_requirement_problems() == []
+    shipped = (ROOT / "requirements-lambda.txt").read_text()
+    assert all(f"\n{name}==" not in shipped for name in RUNTIME_PROVIDED)
+
+
+def test_only_the_api_function_imports_routes(packaged: Path) -> None:
+    template = json.loads((packaged / "sam.json").read_text())
+
+    for name in infra.function_names():
+        variables = template["Resources"][infra.function_logical_id(name)]["Properties"]["Environment"]["Variables"]
+        expected = None if name == infra.API_FUNCTION else "off"
+        assert variables.get("LOBSTER_ROUTES") == expected, name
+
+
+def test_functions_send_mail_only_as_the_configured_identity() -> None:
+    policy = infra.build_template()["Resources"]["SendMailPolicy"]["Properties"]
+
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["ses:SendEmail"]
+    assert statement["Resource"]["Fn::Sub"].endswith(":identity/${MailIdentity}")
+    assert len(policy["Roles"]) == len(infra.function_names())

@@ -4,6 +4,10 @@
     python -m tools.cli seed
     python -m tools.cli bill [--hour YYYY-MM-DDTHH]
     python -m tools.cli reconcile
+    python -m tools.cli create-admin --email ADDRESS   (password from stdin or a prompt)
+    python -m tools.cli region-add REGION --name NAME --backend TYPE [--settings JSON] [--secret-ref REF]
+    python -m tools.cli region-enable REGION | region-disable REGION
+    python -m tools.cli region-import-plans REGION | region-import-images REGION
 
 Each talks to the DynamoDB endpoint in LOBSTER_DYNAMODB_ENDPOINT (unset: AWS).
 """
@@ -11,6 +15,7 @@ Each talks to the DynamoDB endpoint in LOBSTER_DYNAMODB_ENDPOINT (unset: AWS).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import timedelta
 
@@ -59,6 +64,55 @@ def reconcile() -> int:
     return 1 if mismatched else 0
 
 
+def region_command(args: argparse.Namespace) -> int:
+    """Run one region-* command; a rejected request prints its message and exits 2."""
+    from chalicelib import regions
+    from chalicelib.errors import LobsterError
+
+    try:
+        if args.command == "region-add":
+            region_settings = json.loads(args.settings)
+            region = regions.add_region(args.region, args.name, args.backend, region_settings, args.secret_ref)
+            print(f"added region {region.item_id} ({region.backend}), disabled; enable it with region-enable")
+        elif args.command in ("region-enable", "region-disable"):
+            region = regions.set_region_enabled(args.region, args.command == "region-enable")
+            print(f"region {region.item_id} is {'enabled' if region.enabled else 'disabled'}")
+        elif args.command == "region-import-plans":
+            result = regions.import_plans(args.region)
+            print(f"added {len(result.added)} disabled plans without a price: {', '.join(result.added) or '-'}")
+            print(f"offered {len(result.linked)} existing plans in {args.region}: {', '.join(result.linked) or '-'}")
+            print(f"already in the catalog: {result.unchanged}")
+        else:
+            result = regions.import_images(args.region)
+            print(f"added {len(result.added)} disabled images: {', '.join(result.added) or '-'}")
+            print(f"already in the catalog: {result.unchanged}")
+    except json.JSONDecodeError as error:
+        print(f"--settings is not valid JSON: {error}", file=sys.stderr)
+        return 2
+    except LobsterError as error:
+        where = f" ({error.field})" if error.field else ""
+        print(f"{error.message}{where}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def create_admin(email: str) -> int:
+    """Create an admin account; the password is read from a prompt, or from stdin's first line."""
+    import getpass
+
+    from chalicelib.admin.users import create_admin as create_admin_account
+    from chalicelib.errors import LobsterError
+
+    password = getpass.getpass("password for the new admin: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    try:
+        account = create_admin_account(email, password)
+    except LobsterError as error:
+        print(f"{error.message} ({error.field})" if error.field else error.message, file=sys.stderr)
+        return 2
+    print(f"created admin {account.account_id} <{account.email}>")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lobster", description="Lobster operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     bill_parser = commands.add_parser("bill", help="run the hourly billing for one hour")
     bill_parser.add_argument("--hour", help="UTC hour to bill, YYYY-MM-DDTHH; default: the last hour that ended")
     commands.add_parser("reconcile", help="check every balance against its ledger")
+    admin_parser = commands.add_parser("create-admin", help="create an admin account; reads its password from stdin or a prompt")
+    admin_parser.add_argument("--email", required=True, help="the admin's e-mail address, used to log in")
+    add_parser = commands.add_parser("region-add", help="add a region, disabled, on a provider backend")
+    add_parser.add_argument("region", help="region id customers choose: lower-case letters, digits and hyphens")
+    add_parser.add_argument("--name", required=True, help="region name shown to customers")
+    add_parser.add_argument("--backend", required=True, help="backend type, such as digitalocean or openstack")
+    add_parser.add_argument("--settings", default="{}", help="non-secret backend settings, a JSON object (default {})")
+    add_parser.add_argument(
+        "--secret-ref", help="where the credentials are: file:NAME, ssm:PARAMETER or secretsmanager:SECRET_ID"
+    )
+    for command, text in (
+        ("region-enable", "offer a region to customers, after checking its settings and secret"),
+        ("region-disable", "stop offering a region; its VMs keep running and being billed"),
+        ("region-import-plans", "import a region's provider plans; new plans are disabled and unpriced"),
+        ("region-import-images", "import a region's provider stock images, disabled"),
+    ):
+        commands.add_parser(command, help=text).add_argument("region", help="region id")
     args = parser.parse_args(argv)
 
     if args.command == "create-tables":
@@ -82,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "bill":
         return bill(args.hour)
+    if args.command.startswith("region-"):
+        return region_command(args)
+    if args.command == "create-admin":
+        return create_admin(args.email)
     return reconcile()
 
 

@@ -1,10 +1,11 @@
 """Generate infra/template.json and .chalice/policy-prod.json from the table models.
 
 The CloudFormation template declares what `chalice package` does not: the tables, the
-billing queue and its dead-letter queue, and the queue URL handed to the planner. The IAM
-policy names exactly those tables and the queue, because Chalice's generated policy does
-not see PynamoDB calls. Run `python -m tools.infra` after changing a model; a test checks
-that the committed files match.
+billing queue and its dead-letter queue, the queue URL handed to the planner, the alarms
+and their SNS topic, and the stack parameters (alarm e-mail, gateway configuration,
+tracing). The IAM policy names exactly those tables and the queue, because Chalice's
+generated policy does not see PynamoDB calls. Run `python -m tools.infra` after changing
+a model or a function; a test checks that the committed files match.
 """
 
 from __future__ import annotations
@@ -25,8 +26,23 @@ QUEUE_NAME = "lobster-prod-billing"
 MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 86400
 # Tables whose loss would lose money records: point-in-time recovery and deletion protection.
-MONEY_TABLES = frozenset({"accounts", "ledger", "payments"})
-TTL_ATTRIBUTES = {"auth": "expires_epoch", "jobs": "expires_epoch"}
+MONEY_TABLES = frozenset({"accounts", "audit", "ledger", "payments"})
+# Those plus the billing state that money is computed from: which VMs and images exist
+# since when, and the plan prices.
+RECOVERABLE_TABLES = MONEY_TABLES | {"catalog", "images", "vms"}
+# Short-lived items that DynamoDB deletes some time after this epoch-seconds attribute.
+TTL_ATTRIBUTES = {
+    "audit": "expires_epoch",
+    "auth": "expires_epoch",
+    "idempotency": "expiration",
+    "jobs": "expires_epoch",
+    "rate-limits": "expires_epoch",
+    "sessions": "expires_epoch",
+}
+API_FUNCTION = "api_handler"
+METRICS_NAMESPACE = "Lobster"
+METRICS_DIMENSIONS = [{"Name": "service", "Value": "lobster"}]
+XRAY_POLICY = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"}
 TABLE_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -72,13 +88,13 @@ def _table_resource(model: type[Model]) -> dict[str, Any]:
             {"IndexName": index["index_name"], "KeySchema": _hash_first(index["key_schema"]), "Projection": index["projection"]}
             for index in indexes
         ]
-    if suffix in MONEY_TABLES:
+    if suffix in RECOVERABLE_TABLES:
         properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
         properties["DeletionProtectionEnabled"] = True
     if suffix in TTL_ATTRIBUTES:
         properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTES[suffix], "Enabled": True}
     resource = {"Type": "AWS::DynamoDB::Table", "Properties": properties}
-    if suffix in MONEY_TABLES:
+    if suffix in RECOVERABLE_TABLES:
         resource["DeletionPolicy"] = "Retain"
         resource["UpdateReplacePolicy"] = "Retain"
     return resource
@@ -128,11 +144,150 @@ def build_template() -> dict[str, Any]:
             },
         },
     }
-    resources["HourlyBilling"] = {
-        "Properties": {"Environment": {"Variables": {"LOBSTER_BILLING_QUEUE_URL": {"Ref": "BillingQueue"}}}}
+    for name in function_names():
+        _merge(resources, _function_settings(name))
+    _merge(resources, {"HourlyBilling": {"Properties": {"Environment": {"Variables": {"LOBSTER_BILLING_QUEUE_URL": {"Ref": "BillingQueue"}}}}}})
+    _merge(resources, {"BillingWorker": {"DependsOn": ["BillingQueue"]}})
+    # Chalice 1.34 names the API log group after "ApiHandler", a resource that does not
+    # exist (the function is "APIHandler"); this points it at the function.
+    _merge(resources, {"ApiHandlerLogGroup": {"Properties": {"LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}}})
+
+    resources["SendMailPolicy"] = _send_mail_policy()
+
+    from tools.alarms import alarm_resources
+
+    resources.update(alarm_resources())
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": PARAMETERS,
+        "Conditions": {
+            "TracingEnabled": {"Fn::Equals": [{"Ref": "Tracing"}, "enabled"]},
+            "HasPublicUrl": {"Fn::Not": [{"Fn::Equals": [{"Ref": "PublicUrl"}, ""]}]},
+        },
+        "Resources": resources,
     }
-    resources["BillingWorker"] = {"DependsOn": ["BillingQueue"]}
-    return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+
+
+PARAMETERS: dict[str, Any] = {
+    "AlarmEmail": {
+        "Type": "String",
+        "AllowedPattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        "Description": "E-mail address that receives the alarms; confirm the subscription e-mail SNS sends",
+    },
+    "Gateways": {
+        "Type": "String",
+        "Default": "{}",
+        "Description": "LOBSTER_GATEWAYS: JSON object of enabled payment gateways with their settings and secret_ref "
+        "(ssm:/lobster/prod/... or secretsmanager:lobster/prod/...); never the secrets themselves",
+    },
+    "Tracing": {
+        "Type": "String",
+        "Default": "disabled",
+        "AllowedValues": ["disabled", "enabled"],
+        "Description": "X-Ray tracing of every function; X-Ray bills per trace recorded",
+    },
+    "MailFrom": {
+        "Type": "String",
+        "Description": "LOBSTER_MAIL_FROM: sender of customer notices, an address of MailIdentity, e.g. billing@example.com",
+    },
+    "MailIdentity": {
+        "Type": "String",
+        "Description": "The Amazon SES identity (domain or address) verified for MailFrom; the functions may send only as it",
+    },
+    "PublicUrl": {
+        "Type": "String",
+        "Default": "",
+        "Description": "LOBSTER_API_URL: the public address of the API used in e-mail links, e.g. https://panel.example.com; "
+        "empty keeps the built-in default",
+    },
+    "WebhookRejectionThreshold": {
+        "Type": "Number",
+        "Default": 20,
+        "MinValue": 1,
+        "Description": "Rejected payment callbacks per 15 minutes that raise an alarm",
+    },
+    "BackendErrorThreshold": {
+        "Type": "Number",
+        "Default": 10,
+        "MinValue": 1,
+        "Description": "Provider failures per 15 minutes that raise an alarm",
+    },
+}
+
+
+def function_names() -> list[str]:
+    """Names of the app's Lambda functions: the API handler and every event handler."""
+    import app
+
+    return [API_FUNCTION, *sorted(source.name for source in app.app.event_sources)]
+
+
+def function_logical_id(name: str) -> str:
+    """The logical id `chalice package` gives the function `name`."""
+    from chalice.utils import to_cfn_resource_name
+
+    return "APIHandler" if name == API_FUNCTION else to_cfn_resource_name(name)
+
+
+def _function_settings(name: str) -> dict[str, Any]:
+    """Tracing, the tracing switch and the gateway configuration of one function and its role."""
+    from chalice.utils import to_cfn_resource_name
+
+    tracing_disabled = {"Fn::If": ["TracingEnabled", "false", "true"]}
+    return {
+        function_logical_id(name): {
+            "Properties": {
+                "Tracing": {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]},
+                "Environment": {
+                    "Variables": {
+                        "POWERTOOLS_TRACE_DISABLED": tracing_disabled,
+                        "LOBSTER_GATEWAYS": {"Ref": "Gateways"},
+                        "LOBSTER_MAIL_FROM": {"Ref": "MailFrom"},
+                        "LOBSTER_API_URL": {"Fn::If": ["HasPublicUrl", {"Ref": "PublicUrl"}, {"Ref": "AWS::NoValue"}]},
+                    }
+                },
+            }
+        },
+        to_cfn_resource_name(f"{name}_role"): {
+            "Properties": {"ManagedPolicyArns": {"Fn::If": ["TracingEnabled", [XRAY_POLICY], {"Ref": "AWS::NoValue"}]}}
+        },
+    }
+
+
+def _send_mail_policy() -> dict[str, Any]:
+    """Let every function send e-mail through Amazon SES as the MailIdentity identity only.
+
+    A separate policy because its resource depends on a stack parameter, which the static
+    policy file cannot name.
+    """
+    from chalice.utils import to_cfn_resource_name
+
+    return {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "lobster-send-mail",
+            "Roles": [{"Ref": to_cfn_resource_name(f"{name}_role")} for name in function_names()],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ses:SendEmail"],
+                        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${MailIdentity}"},
+                    }
+                ],
+            },
+        },
+    }
+
+
+def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Deep-merge `extra` into `target`, as Chalice merges this template into its own."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 def build_policy() -> dict[str, Any]:

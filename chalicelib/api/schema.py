@@ -12,16 +12,20 @@ from typing import Any
 from chalicelib.errors import InvalidRequest
 
 MAX_BODY_BYTES = 64 * 1024
-_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean"}
+_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", list: "array"}
 
 
 @dataclass(frozen=True)
 class Field:
+    """One body field. A `list` field contains strings of at most `max_length` characters,
+    and at most `max_items` of them."""
+
     name: str
     kind: type = str
     required: bool = True
     max_length: int = 256
     description: str = ""
+    max_items: int = 50
 
 
 @dataclass(frozen=True)
@@ -47,21 +51,27 @@ class Schema:
             values[field.name] = _check_value(field, data[field.name])
         return values
 
-    def parse_body(self, raw_body: bytes | None) -> dict[str, Any]:
+    def parse_body(self, raw_body: str | bytes | None) -> dict[str, Any]:
         return self.parse(decode_json(raw_body))
 
     def to_openapi(self) -> dict[str, Any]:
-        properties = {
-            field.name: {"type": _TYPE_NAMES[field.kind], "description": field.description}
-            | ({"maxLength": field.max_length} if field.kind is str else {})
-            for field in self.fields
-        }
+        properties = {field.name: _field_openapi(field) for field in self.fields}
         return {
             "type": "object",
             "additionalProperties": False,
             "properties": properties,
             "required": [field.name for field in self.fields if field.required],
         }
+
+
+def _field_openapi(field: Field) -> dict[str, Any]:
+    document: dict[str, Any] = {"type": _TYPE_NAMES[field.kind], "description": field.description}
+    if field.kind is str:
+        document["maxLength"] = field.max_length
+    if field.kind is list:
+        document["items"] = {"type": "string", "maxLength": field.max_length}
+        document["maxItems"] = field.max_items
+    return document
 
 
 def _check_value(field: Field, value: Any) -> Any:
@@ -74,12 +84,28 @@ def _check_value(field: Field, value: Any) -> Any:
             raise InvalidRequest(f"{field.name} must be a string", field=field.name)
         if len(value) > field.max_length:
             raise InvalidRequest(f"{field.name} must have at most {field.max_length} characters", field=field.name)
+    if field.kind is list:
+        _check_string_list(field, value)
     return value
 
 
-def decode_json(raw_body: bytes | None) -> Any:
+def _check_string_list(field: Field, value: Any) -> None:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{field.name} must be a list of strings", field=field.name)
+    if len(value) > field.max_items:
+        raise InvalidRequest(f"{field.name} may have at most {field.max_items} entries", field=field.name)
+    for item in value:
+        if not isinstance(item, str):
+            raise InvalidRequest(f"{field.name} must be a list of strings", field=field.name)
+        if len(item) > field.max_length:
+            raise InvalidRequest(f"each {field.name} entry must have at most {field.max_length} characters", field=field.name)
+
+
+def decode_json(raw_body: str | bytes | None) -> Any:
     if not raw_body:
         raise InvalidRequest("request body is missing; send a JSON object")
+    if isinstance(raw_body, str):
+        raw_body = raw_body.encode()
     if len(raw_body) > MAX_BODY_BYTES:
         raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:

@@ -43,6 +43,7 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
     "reverse_dns": ("set_reverse_dns",),
     "image_fetch": ("fetch_image",),
     "images": ("get_image", "list_images", "delete_image"),
+    "public_images": ("list_public_images",),
     "plans": ("list_plans",),
     "actions": ("list_actions", "run_action"),
     "traffic": ("read_traffic",),
@@ -68,6 +69,18 @@ class VmSpec:
     vcpus: int
     disk_gb: int
     ssh_public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedVm:
+    """A VM the provider accepted, with what a customer needs to log in to it.
+
+    `login_details` is shown to the customer, so a password the backend generated at
+    creation is kept: many providers return it only in the create response.
+    """
+
+    backend_id: str
+    login_details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +152,10 @@ class Backend(ABC):
     # Required: the VM life cycle.
 
     @abstractmethod
-    def create_vm(self, spec: VmSpec) -> str:
-        """Create a VM and return its backend id once the provider accepted it."""
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a VM and return its backend id and login details once the provider
+        accepted it. A create that may have reached the provider (a timeout or a 5xx) is
+        never sent again, so it cannot make two VMs."""
 
     @abstractmethod
     def delete_vm(self, backend_id: str) -> None:
@@ -175,11 +190,22 @@ class Backend(ABC):
     def rename_vm(self, backend_id: str, name: str) -> None:
         raise self._unsupported("rename")
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Reinstall the VM from an image and return its new login details.
+
+        `ssh_public_key` is installed again where the provider's reinstall drops the
+        keys given at creation. Returns None when the login details from creation still
+        apply or the provider reports none.
+        """
         raise self._unsupported("reimage")
 
     def snapshot_vm(self, backend_id: str, name: str) -> str:
-        """Start a snapshot and return the new image's backend id."""
+        """Start a snapshot and return an id that `get_image` accepts.
+
+        The id may be provisional: some providers name the new image only once the
+        snapshot finishes. `get_image(id).backend_id` is the image's authoritative id,
+        so a caller stores that one once the image is active.
+        """
         raise self._unsupported("snapshot")
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
@@ -203,6 +229,14 @@ class Backend(ABC):
 
     def delete_image(self, image_backend_id: str) -> None:
         raise self._unsupported("images")
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List the provider's stock images (operating systems) that new VMs can use.
+
+        Unlike `list_images`, which lists the account's own images and snapshots, these
+        belong to no customer, so an operator may offer them in the catalog.
+        """
+        raise self._unsupported("public_images")
 
     def list_plans(self) -> list[PlanOffer]:
         raise self._unsupported("plans")

@@ -25,6 +25,7 @@ from chalicelib import clock
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -146,7 +147,9 @@ class CloudStackBackend(Backend):
     """
 
     TYPE = "cloudstack"
-    CAPABILITIES = frozenset({"rename", "reimage", "snapshot", "resize", "addresses", "image_fetch", "images", "plans"})
+    CAPABILITIES = frozenset(
+        {"rename", "reimage", "snapshot", "resize", "addresses", "image_fetch", "images", "public_images", "plans"}
+    )
 
     def __init__(self, region_id: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         super().__init__(region_id, settings, secrets)
@@ -178,12 +181,13 @@ class CloudStackBackend(Backend):
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
         """Deploy a VM and wait a bounded time for the deploy job.
 
         A job still running at the deadline does not fail the call: the VM exists, so its id is
         returned and `get_vm` reports it as provisioning. A failed job raises its error text
-        after the VM it left behind is destroyed.
+        after the VM it left behind is destroyed. The job result carries the VM's password when
+        its template is password-enabled. NOTE: a job that outlasts the wait loses that password.
         """
         params = {
             "serviceofferingid": spec.plan_backend_id,
@@ -214,11 +218,11 @@ class CloudStackBackend(Backend):
                 "vm_deploy_job_unreadable",
                 extra={"region_id": self.region_id, "backend_id": backend_id, "error": str(exc)},
             )
-            return backend_id
+            return CreatedVm(backend_id)
         if finished is None:
             logger.warning("vm_deploy_still_running", extra={"region_id": self.region_id, "backend_id": backend_id})
         logger.info("vm_created", extra={"region_id": self.region_id, "backend_id": backend_id})
-        return backend_id
+        return CreatedVm(backend_id, _login_details(finished))
 
     def delete_vm(self, backend_id: str) -> None:
         vm = self._find_vm(backend_id)
@@ -285,8 +289,16 @@ class CloudStackBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._request("updateVirtualMachine", {"id": backend_id, "displayname": name}, mutating=True)
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
-        self._run_job("restoreVirtualMachine", {"virtualmachineid": backend_id, "templateid": image_backend_id})
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Restore the VM from a template and return its new password, if the template sets one.
+
+        restoreVirtualMachine takes no user data, so `ssh_public_key` is not sent: the VM keeps
+        the user data from creation, which installs the key again.
+        """
+        result = self._run_job(
+            "restoreVirtualMachine", {"virtualmachineid": backend_id, "templateid": image_backend_id}
+        )
+        return _login_details(result)
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         """Change the VM's service offering.
@@ -396,6 +408,10 @@ class CloudStackBackend(Backend):
 
     def list_images(self) -> list[ImageInfo]:
         return [_image_info(template) for template in self._list_templates("executable")]
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List the zone's featured templates, which the cloud's administrators offer to every account."""
+        return [_image_info(template) for template in self._list_templates("featured")]
 
     def delete_image(self, image_backend_id: str) -> None:
         try:
@@ -549,14 +565,17 @@ class CloudStackBackend(Backend):
         )
         if error.status in (401, 403):
             return BackendError(
-                f"CloudStack rejected the region's credentials (HTTP {error.status}): {error.errortext}"
+                f"CloudStack rejected the region's credentials (HTTP {error.status}): {error.errortext}",
+                status_code=error.status,
             )
         # 431 also covers malformed values, so only the entity-lookup texts mean "not found".
         if error.status == INVALID_PARAMETER_ERROR and (
             "does not exist" in error.errortext or "Unable to find" in error.errortext
         ):
-            return NotFound(f"CloudStack: {error.errortext}")
-        return BackendError(f"CloudStack rejected {command} (HTTP {error.status}): {error.errortext}")
+            return NotFound(f"CloudStack: {error.errortext}", status_code=error.status)
+        return BackendError(
+            f"CloudStack rejected {command} (HTTP {error.status}): {error.errortext}", status_code=error.status
+        )
 
 
 def _raise_on_client_error(response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -618,6 +637,13 @@ def _cloud_config_user_data(ssh_public_key: str) -> str:
     # JSON is valid YAML, so json.dumps quotes the key safely for cloud-init.
     document = "#cloud-config\n" + json.dumps({"ssh_authorized_keys": [ssh_public_key]}) + "\n"
     return base64.b64encode(document.encode()).decode()
+
+
+def _login_details(job_result: Mapping[str, Any] | None) -> str | None:
+    """Read the password CloudStack returns for a VM whose template is password-enabled."""
+    vm = (job_result or {}).get("virtualmachine") or {}
+    password = vm.get("password")
+    return f"password: {password}" if password else None
 
 
 def _address(text: str, *, public: bool = False) -> Address:

@@ -15,7 +15,17 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.backends.base import Address, Backend, PlanOffer, VmInfo, VmSpec, VmState
+from chalicelib.backends.base import (
+    Address,
+    Backend,
+    CreatedVm,
+    ImageInfo,
+    ImageState,
+    PlanOffer,
+    VmInfo,
+    VmSpec,
+    VmState,
+)
 from chalicelib.clock import iso, now, parse_iso
 from chalicelib.config import settings
 from chalicelib.errors import NotFound
@@ -24,18 +34,25 @@ from chalicelib.models.demo import DemoMachine
 # Simulated traffic: between 50 kB/s and 250 kB/s per VM, chosen from the VM id.
 MIN_BYTES_PER_SECOND = 50_000
 BYTES_PER_SECOND_SPREAD = 200_000
+LOGIN_DETAILS = "username: root (log in with your SSH key)"
+PUBLIC_IMAGES = (
+    ("debian-12-x64", "Debian 12 x64"),
+    ("ubuntu-24.04-x64", "Ubuntu 24.04 LTS x64"),
+)
 
 
 class DemoBackend(Backend):
     TYPE = "demo"
-    CAPABILITIES = frozenset({"traffic", "console", "rename", "reimage", "resize", "addresses", "plans"})
+    CAPABILITIES = frozenset(
+        {"traffic", "console", "rename", "reimage", "resize", "addresses", "plans", "public_images"}
+    )
 
     def __init__(self, region_id: str, settings_: Mapping[str, Any], secrets_: Mapping[str, str]) -> None:
         if not settings().is_local:
             raise RuntimeError("the demo backend runs only in the local and test stages")
         super().__init__(region_id, settings_, secrets_)
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
         machine = DemoMachine(
             f"demo-{secrets.token_hex(6)}",
             name=spec.name,
@@ -44,7 +61,7 @@ class DemoBackend(Backend):
             created_at=iso(now()),
         )
         machine.save()
-        return machine.machine_id
+        return CreatedVm(machine.machine_id, LOGIN_DETAILS)
 
     def delete_vm(self, backend_id: str) -> None:
         DemoMachine(backend_id).delete()
@@ -58,7 +75,7 @@ class DemoBackend(Backend):
             addresses=tuple(self._addresses(backend_id)),
             created_at=created,
             hostname=machine.name,
-            login_details="username: root (log in with your SSH key)",
+            login_details=LOGIN_DETAILS,
         )
 
     def start_vm(self, backend_id: str) -> None:
@@ -87,8 +104,9 @@ class DemoBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._machine(backend_id).update(actions=[DemoMachine.name.set(name)])
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
         self._machine(backend_id).update(actions=[DemoMachine.image.set(image_backend_id)])
+        return None
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         self._machine(backend_id).update(actions=[DemoMachine.plan.set(plan_backend_id)])
@@ -103,6 +121,9 @@ class DemoBackend(Backend):
             PlanOffer("demo-2", "Demo 2 GB", 2048, 1, 50, 2000),
             PlanOffer("demo-4", "Demo 4 GB", 4096, 2, 80, 4000),
         ]
+
+    def list_public_images(self) -> list[ImageInfo]:
+        return [ImageInfo(backend_id, name, ImageState.ACTIVE) for backend_id, name in PUBLIC_IMAGES]
 
     def _machine(self, backend_id: str) -> DemoMachine:
         try:

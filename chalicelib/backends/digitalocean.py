@@ -24,6 +24,7 @@ import requests
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -83,7 +84,9 @@ class DigitalOceanBackend(Backend):
     """
 
     TYPE = "digitalocean"
-    CAPABILITIES = frozenset({"rename", "reimage", "snapshot", "resize", "addresses", "image_fetch", "images", "plans"})
+    CAPABILITIES = frozenset(
+        {"rename", "reimage", "snapshot", "resize", "addresses", "image_fetch", "images", "public_images", "plans"}
+    )
 
     def __init__(self, region_id: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         super().__init__(region_id, settings, secrets)
@@ -97,13 +100,14 @@ class DigitalOceanBackend(Backend):
         )
         self.action_timeout_seconds = float(self.settings.get("action_timeout_seconds") or ACTION_TIMEOUT_SECONDS)
         self.action_poll_seconds = float(self.settings.get("action_poll_seconds") or ACTION_POLL_SECONDS)
-        # NOTE: the root password exists only in this process. Backend.create_vm returns
-        # just the id, so a get_vm from another process reports no login details.
-        self._login_details: dict[str, str] = {}
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a droplet whose cloud-init sets a generated root password.
+
+        DigitalOcean never returns that password, so it exists only in the result.
+        """
         password = _generate_password()
         body: dict[str, Any] = {
             "name": droplet_name(spec.name),
@@ -119,13 +123,11 @@ class DigitalOceanBackend(Backend):
         droplet = self._create_droplet(body, spec.ssh_public_key)
 
         backend_id = str(droplet["id"])
-        self._login_details[backend_id] = f"username: root; password: {password}"
         logger.info("vm_created", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
-        return backend_id
+        return CreatedVm(backend_id, f"username: root; password: {password}")
 
     def delete_vm(self, backend_id: str) -> None:
         self._call("DELETE", f"/v2/droplets/{backend_id}", idempotent=True, not_found_ok=True)
-        self._login_details.pop(backend_id, None)
         logger.info("vm_deleted", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
 
     def get_vm(self, backend_id: str) -> VmInfo:
@@ -137,7 +139,6 @@ class DigitalOceanBackend(Backend):
             addresses=tuple(_droplet_addresses(droplet)),
             created_at=_parse_time(droplet.get("created_at")),
             hostname=droplet.get("name"),
-            login_details=self._login_details.get(backend_id),
             details={
                 "status": status,
                 "size": droplet.get("size_slug") or "",
@@ -163,8 +164,16 @@ class DigitalOceanBackend(Backend):
         action = self._post_action(backend_id, {"type": "rename", "name": droplet_name(name)})
         self._wait_for_action(action)
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Rebuild the droplet from an image.
+
+        The rebuild action takes only an image, and a droplet's user data cannot change,
+        so `ssh_public_key` is not sent. NOTE: DigitalOcean does not document whether the
+        user data from creation (the root password and the SSH keys) is applied again to
+        the new disk. This returns None on the assumption that it is.
+        """
         self._post_action(backend_id, {"type": "rebuild", "image": _image_reference(image_backend_id)})
+        return None
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         """Resize to another size slug, growing the disk too (so it cannot shrink later).
@@ -224,6 +233,20 @@ class DigitalOceanBackend(Backend):
 
         self._call("DELETE", f"/v2/images/{image_backend_id}", idempotent=True, not_found_ok=True)
         logger.info("image_deleted", extra={"region_id": self.region_id, "image_backend_id": image_backend_id})
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List the distribution images offered in the region, by slug."""
+        region = self._region_slug()
+        return [
+            ImageInfo(
+                backend_id=str(image.get("slug") or image["id"]),
+                name=image.get("name") or "",
+                state=IMAGE_STATE_MAP.get(image.get("status", ""), ImageState.ERROR),
+                size_bytes=_gigabytes_to_bytes(image.get("size_gigabytes")),
+            )
+            for image in self._paginate("/v2/images", "images", {"type": "distribution"})
+            if region in image.get("regions", [])
+        ]
 
     def list_plans(self) -> list[PlanOffer]:
         region = self._region_slug()

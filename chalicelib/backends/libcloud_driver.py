@@ -25,6 +25,7 @@ from libcloud.compute.types import NodeState, Provider
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -158,7 +159,8 @@ class LibcloudBackend(Backend):
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a node. Drivers that generate a root password put it in `extra["password"]`."""
         create = self.driver.create_node
         parameters = inspect.signature(create).parameters
         arguments: dict[str, Any] = {
@@ -187,7 +189,8 @@ class LibcloudBackend(Backend):
         node = self._call("create_node", lambda: create(**arguments))
 
         logger.info("backend_vm_created", extra={"region_id": self.region_id, "backend_id": str(node.id)})
-        return str(node.id)
+        password = (node.extra or {}).get("password")
+        return CreatedVm(str(node.id), f"username: root; password: {password}" if password else None)
 
     def delete_vm(self, backend_id: str) -> None:
         try:
@@ -225,11 +228,14 @@ class LibcloudBackend(Backend):
         node = self._node(backend_id)
         self._act("rename", lambda: method(node, name))
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Rebuild the node from an image. The drivers' rebuild methods take no common key
+        argument and return only success, so the key is not sent and None is returned."""
         method = self._capability_method("reimage", REBUILD_METHODS, "image")
         node = self._node(backend_id)
         image = self._image(image_backend_id)
         self._act("rebuild", lambda: method(node, image))
+        return None
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         method = self._capability_method("resize", RESIZE_METHODS, "size")
@@ -387,23 +393,27 @@ class LibcloudBackend(Backend):
             return BackendUnavailable(f"{provider} could not be reached")
         if isinstance(exc, NotImplementedError):
             return NotSupported(f"the {provider} driver does not implement {operation}")
-        if isinstance(exc, InvalidCredsError):
-            return BackendError(f"{provider} rejected the region's credentials")
-        if isinstance(exc, RateLimitReachedError):
-            return BackendUnavailable(f"{provider} is rate limiting requests; try again shortly")
 
         status = _status_of(exc, self.driver)
+        if isinstance(exc, InvalidCredsError):
+            return BackendError(f"{provider} rejected the region's credentials", status_code=status)
+        if isinstance(exc, RateLimitReachedError):
+            return BackendUnavailable(f"{provider} is rate limiting requests; try again shortly", status_code=status)
+
         text = _message_of(exc)
         if status is not None and status >= 500:
-            return BackendUnavailable(f"{provider} failed with HTTP {status} during {operation}")
+            return BackendUnavailable(f"{provider} failed with HTTP {status} during {operation}", status_code=status)
         if isinstance(exc, MalformedResponseError):
             # A 404 whose body is not the provider's format is more likely a wrong host
             # than a deleted VM, so it is not passed on as NotFound.
-            return BackendError(f"{provider} returned a reply to {operation} that could not be read (HTTP {status})")
+            return BackendError(
+                f"{provider} returned a reply to {operation} that could not be read (HTTP {status})",
+                status_code=status,
+            )
         if status == 404:
-            return NotFound(f"{provider}: not found during {operation}: {text}")
+            return NotFound(f"{provider}: not found during {operation}: {text}", status_code=status)
         if status is not None:
-            return BackendError(f"{provider} rejected {operation} (HTTP {status}): {text}")
+            return BackendError(f"{provider} rejected {operation} (HTTP {status}): {text}", status_code=status)
         return BackendError(f"{provider} failed during {operation}: {text}")
 
 

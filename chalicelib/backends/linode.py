@@ -21,6 +21,7 @@ import requests
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -82,7 +83,18 @@ class LinodeBackend(Backend):
 
     TYPE = "linode"
     CAPABILITIES = frozenset(
-        {"rename", "reimage", "snapshot", "resize", "addresses", "reverse_dns", "images", "plans", "traffic"}
+        {
+            "rename",
+            "reimage",
+            "snapshot",
+            "resize",
+            "addresses",
+            "reverse_dns",
+            "images",
+            "public_images",
+            "plans",
+            "traffic",
+        }
     )
 
     def __init__(self, region_id: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
@@ -95,13 +107,10 @@ class LinodeBackend(Backend):
             timeout=_timeout(self.settings),
             describe_error=_describe_error,
         )
-        # NOTE: the root password exists only in this process. Backend.create_vm returns
-        # just the id, so a get_vm from another process reports no login details.
-        self._login_details: dict[str, str] = {}
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
         password = _generate_password()
         body: dict[str, Any] = {
             "type": spec.plan_backend_id,
@@ -118,13 +127,11 @@ class LinodeBackend(Backend):
         instance = self._send_with_free_label("POST", "/linode/instances", body)
 
         backend_id = str(instance["id"])
-        self._login_details[backend_id] = f"username: root; password: {password}"
         logger.info("vm_created", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
-        return backend_id
+        return CreatedVm(backend_id, _login_details(password))
 
     def delete_vm(self, backend_id: str) -> None:
         self._call("DELETE", f"/linode/instances/{backend_id}", idempotent=True, not_found_ok=True)
-        self._login_details.pop(backend_id, None)
         logger.info("vm_deleted", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
 
     def get_vm(self, backend_id: str) -> VmInfo:
@@ -136,7 +143,6 @@ class LinodeBackend(Backend):
             addresses=tuple(_instance_addresses(instance)),
             created_at=_parse_time(instance.get("created")),
             hostname=instance.get("label"),
-            login_details=self._login_details.get(backend_id),
             details={"status": status, "type": instance.get("type") or "", "region": instance.get("region") or ""},
         )
 
@@ -154,19 +160,20 @@ class LinodeBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._send_with_free_label("PUT", f"/linode/instances/{backend_id}", {"label": linode_label(name)})
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
-        """Rebuild the instance from an image with a new root password.
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Rebuild the instance from an image with a new root password, and return it.
 
-        NOTE: the rebuild replaces the disks, so the SSH key given at creation is gone.
-        Backend.reimage_vm receives no key to install again.
+        The rebuild replaces the disks, so the SSH key given at creation is gone and
+        `ssh_public_key` is installed again.
         """
         password = _generate_password()
-        self._call(
-            "POST",
-            f"/linode/instances/{backend_id}/rebuild",
-            json={"image": image_backend_id, "root_pass": password, "booted": True},
-        )
-        self._login_details[backend_id] = f"username: root; password: {password}"
+        body: dict[str, Any] = {"image": image_backend_id, "root_pass": password, "booted": True}
+        if ssh_public_key:
+            body["authorized_keys"] = [ssh_public_key.strip()]
+
+        self._call("POST", f"/linode/instances/{backend_id}/rebuild", json=body)
+
+        return _login_details(password)
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         self._call(
@@ -225,6 +232,11 @@ class LinodeBackend(Backend):
         _check_image_id(image_backend_id)
         self._call("DELETE", f"/images/{image_backend_id}", idempotent=True, not_found_ok=True)
         logger.info("image_deleted", extra={"region_id": self.region_id, "image_backend_id": image_backend_id})
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List Linode's public images that are not deprecated; they exist in every region."""
+        images = self._paginate("/images", filters={"is_public": True, "deprecated": False})
+        return [_image_info(image) for image in images]
 
     def list_plans(self) -> list[PlanOffer]:
         return [
@@ -312,6 +324,10 @@ def linode_label(name: str) -> str:
 
 def image_label(name: str) -> str:
     return name.strip()[:IMAGE_LABEL_MAX] or "snapshot"
+
+
+def _login_details(password: str) -> str:
+    return f"username: root; password: {password}"
 
 
 def _with_suffix(label: str) -> str:

@@ -25,6 +25,7 @@ import requests
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -121,7 +122,8 @@ class LunaNodeBackend(Backend):
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a VM. vm/create reports no login details, so `get_vm` reads them from vm/info."""
         params = {
             "hostname": spec.name,
             "plan_id": spec.plan_backend_id,
@@ -142,7 +144,7 @@ class LunaNodeBackend(Backend):
         if not vm_id:
             raise BackendError("LunaNode accepted vm/create but returned no vm_id")
         logger.info("backend_vm_created", extra={"region_id": self.region_id, "backend_id": vm_id})
-        return vm_id
+        return CreatedVm(vm_id)
 
     def delete_vm(self, backend_id: str) -> None:
         try:
@@ -199,8 +201,11 @@ class LunaNodeBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._call("vm", "rename", {"vm_id": backend_id, "hostname": name})
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Reinstall the VM from an image. vm/reimage takes no SSH key, and vm/info reports the
+        login details afterwards, so the key is not sent and None is returned."""
         self._call("vm", "reimage", {"vm_id": backend_id, "image_id": image_backend_id})
+        return None
 
     def snapshot_vm(self, backend_id: str, name: str) -> str:
         reply = self._call("vm", "snapshot", {"vm_id": backend_id, "name": name})

@@ -24,6 +24,7 @@ from chalicelib import clock
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -121,10 +122,6 @@ PRIVATE_NETWORKS = tuple(
 )
 
 
-class _TokenRejected(Exception):
-    """A service returned 401 for a request that carried a token."""
-
-
 @dataclass(frozen=True)
 class _Session:
     token: str
@@ -149,7 +146,18 @@ class OpenStackBackend(Backend):
 
     TYPE = "openstack"
     CAPABILITIES = frozenset(
-        {"console", "rename", "reimage", "snapshot", "resize", "addresses", "image_fetch", "images", "plans"}
+        {
+            "console",
+            "rename",
+            "reimage",
+            "snapshot",
+            "resize",
+            "addresses",
+            "image_fetch",
+            "images",
+            "public_images",
+            "plans",
+        }
     )
 
     def __init__(self, region_id: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
@@ -171,13 +179,13 @@ class OpenStackBackend(Backend):
             timeout=_timeout(self.settings),
             describe_error=_describe_error,
         )
-        self.http.session.hooks["response"].append(_raise_on_rejected_token)
         self._session: _Session | None = None
         self._session_lock = threading.Lock()
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a server; customers log in with the SSH key that its user data installs."""
         server: dict[str, Any] = {
             "name": spec.name,
             "imageRef": spec.image_backend_id,
@@ -193,7 +201,7 @@ class OpenStackBackend(Backend):
         if not backend_id:
             raise BackendError("OpenStack accepted the server but returned no server id")
         logger.info("vm_created", extra={"region_id": self.region_id, "backend_id": backend_id})
-        return backend_id
+        return CreatedVm(backend_id)
 
     def delete_vm(self, backend_id: str) -> None:
         response = self._send("compute", "DELETE", f"/servers/{backend_id}", idempotent=True, not_found_ok=True)
@@ -249,8 +257,15 @@ class OpenStackBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._send("compute", "PUT", f"/servers/{backend_id}", idempotent=True, json={"server": {"name": name}})
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Rebuild the server from an image.
+
+        At Nova microversion 2.45 a rebuild takes no user data or key pair, so
+        `ssh_public_key` is not sent: the server keeps the user data from creation,
+        which installs the key on the new disk.
+        """
         self._server_action(backend_id, {"rebuild": {"imageRef": image_backend_id}})
+        return None
 
     def snapshot_vm(self, backend_id: str, name: str) -> str:
         body = self._json(
@@ -325,20 +340,13 @@ class OpenStackBackend(Backend):
         return _image_info(self._json("image", "GET", f"/v2/images/{image_backend_id}") or {})
 
     def list_images(self) -> list[ImageInfo]:
-        images: list[ImageInfo] = []
-        path: str | None = f"/v2/images?limit={IMAGE_PAGE_SIZE}"
-
-        for _ in range(MAX_PAGES):
-            if path is None:
-                return images
-            body = self._json("image", "GET", path) or {}
-            images.extend(_image_info(image) for image in body.get("images", []))
-            path = body.get("next")
-
-        raise BackendError(f"OpenStack returned more than {MAX_PAGES} pages of images")
+        return self._list_glance_images(f"/v2/images?limit={IMAGE_PAGE_SIZE}")
 
     def delete_image(self, image_backend_id: str) -> None:
         self._send("image", "DELETE", f"/v2/images/{image_backend_id}", idempotent=True, not_found_ok=True)
+
+    def list_public_images(self) -> list[ImageInfo]:
+        return self._list_glance_images(f"/v2/images?visibility=public&status=active&limit={IMAGE_PAGE_SIZE}")
 
     def list_plans(self) -> list[PlanOffer]:
         plans: list[PlanOffer] = []
@@ -379,6 +387,20 @@ class OpenStackBackend(Backend):
 
     # Glance helpers.
 
+    def _list_glance_images(self, first_page: str) -> list[ImageInfo]:
+        """Follow Glance's `next` links from `first_page`, which carry its filters."""
+        images: list[ImageInfo] = []
+        path: str | None = first_page
+
+        for _ in range(MAX_PAGES):
+            if path is None:
+                return images
+            body = self._json("image", "GET", path) or {}
+            images.extend(_image_info(image) for image in body.get("images", []))
+            path = body.get("next")
+
+        raise BackendError(f"OpenStack returned more than {MAX_PAGES} pages of images")
+
     def _require_web_download(self) -> None:
         info = self._json("image", "GET", "/v2/info/import") or {}
         methods = info.get("import-methods", {}).get("value", [])
@@ -416,7 +438,9 @@ class OpenStackBackend(Backend):
 
             try:
                 return self.http.request(method, url, headers=headers, **kwargs)
-            except _TokenRejected:
+            except BackendError as error:
+                if error.status_code != 401:
+                    raise
                 logger.info("openstack_token_rejected", extra={"region_id": self.region_id, "attempt": attempt})
 
         raise BackendError("OpenStack rejected a new token; check the region's credentials and role assignments")
@@ -480,16 +504,6 @@ class OpenStackBackend(Backend):
 
         where = f" in region {self.region_name}" if self.region_name else ""
         raise BackendError(f"the OpenStack catalog has no {self.interface} {service_type} endpoint{where}")
-
-
-def _raise_on_rejected_token(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Response hook: raise `_TokenRejected` for a 401 to a request that carried a token.
-
-    A 401 from Keystone itself (no token sent) still reaches HttpClient's error translation.
-    """
-    if response.status_code == 401 and "X-Auth-Token" in response.request.headers:
-        response.close()
-        raise _TokenRejected()
 
 
 def _required(settings: Mapping[str, Any], name: str) -> str:

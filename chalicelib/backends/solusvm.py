@@ -22,6 +22,9 @@ from chalicelib.backends.base import (
     ActionDescriptor,
     Address,
     Backend,
+    CreatedVm,
+    ImageInfo,
+    ImageState,
     VmInfo,
     VmSpec,
     VmState,
@@ -89,7 +92,7 @@ class SolusVmBackend(Backend):
     """
 
     TYPE = "solusvm"
-    CAPABILITIES = frozenset({"traffic", "rename", "reimage", "resize", "addresses", "actions"})
+    CAPABILITIES = frozenset({"traffic", "rename", "reimage", "resize", "addresses", "actions", "public_images"})
 
     def __init__(self, region_id: str, settings: Mapping[str, Any], secrets_: Mapping[str, str]) -> None:
         super().__init__(region_id, settings, secrets_)
@@ -119,14 +122,14 @@ class SolusVmBackend(Backend):
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
-        # NOTE: SolusVM returns the root password only in this reply, and create_vm returns
-        # only the id. The password is therefore not kept, and customers must reset it.
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create a server with a generated root password, which SolusVM echoes only in this reply."""
+        password = secrets.token_urlsafe(ROOT_PASSWORD_BYTES)
         params = {
             "type": self.virtualization_type,
             "hostname": _hostname(spec.name),
             "username": self.client_username,
-            "password": secrets.token_urlsafe(ROOT_PASSWORD_BYTES),
+            "password": password,
             "plan": spec.plan_backend_id,
             "template": spec.image_backend_id,
             "ips": "1",
@@ -141,7 +144,7 @@ class SolusVmBackend(Backend):
         if not vserver_id:
             raise BackendError("SolusVM accepted vserver-create but returned no vserverid")
         logger.info("backend_vm_created", extra={"region_id": self.region_id, "backend_id": vserver_id})
-        return vserver_id
+        return CreatedVm(vserver_id, f"username: root; password: {reply.get('rootpassword') or password}")
 
     def delete_vm(self, backend_id: str) -> None:
         try:
@@ -183,8 +186,11 @@ class SolusVmBackend(Backend):
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._call("vserver-hostname", {"vserverid": backend_id, "hostname": _hostname(name)})
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Rebuild the server from a template. vserver-rebuild takes no SSH key and reports no
+        password, so the key is not sent and None is returned."""
         self._call("vserver-rebuild", {"vserverid": backend_id, "template": image_backend_id})
+        return None
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         self._call("vserver-change", {"vserverid": backend_id, "plan": plan_backend_id})
@@ -210,6 +216,10 @@ class SolusVmBackend(Backend):
         if value not in ("enable", "disable"):
             raise InvalidRequest("the TUN/TAP action takes the value 'enable' or 'disable'", field="value")
         self._call(f"vserver-tun-{value}", {"vserverid": backend_id})
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List the master's templates for the region's virtualization type, by file name."""
+        return [ImageInfo(backend_id=name, name=name, state=ImageState.ACTIVE) for name in self.list_template_names()]
 
     # Lists for operators; SolusVM returns names only, without sizes.
 

@@ -19,6 +19,7 @@ import requests
 from chalicelib.backends.base import (
     Address,
     Backend,
+    CreatedVm,
     ImageInfo,
     ImageState,
     PlanOffer,
@@ -46,6 +47,10 @@ BYTES_PER_GIB = 1 << 30
 # Vultr reports "0.0.0.0" as the main IP until an address is assigned.
 UNASSIGNED_IPV4 = "0.0.0.0"
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# Entries of /os that install no operating system: a custom ISO, or a restore of a
+# snapshot, backup or application, which each need their own id at create.
+NON_OS_FAMILIES = frozenset({"iso", "snapshot", "backup", "application"})
 
 IMAGE_STATE_MAP = {
     "pending": ImageState.PENDING,
@@ -77,6 +82,7 @@ class VultrBackend(Backend):
             "reverse_dns",
             "image_fetch",
             "images",
+            "public_images",
             "plans",
             "traffic",
         }
@@ -92,14 +98,11 @@ class VultrBackend(Backend):
             timeout=_timeout(self.settings),
             describe_error=_describe_error,
         )
-        # NOTE: Vultr returns the root password only in the create response, and
-        # Backend.create_vm returns just the id, so a get_vm from another process
-        # reports no login details.
-        self._login_details: dict[str, str] = {}
 
     # Required: the VM life cycle.
 
-    def create_vm(self, spec: VmSpec) -> str:
+    def create_vm(self, spec: VmSpec) -> CreatedVm:
+        """Create an instance. Vultr returns its root password only in this response."""
         body: dict[str, Any] = {
             "region": self._region(),
             "plan": spec.plan_backend_id,
@@ -115,14 +118,11 @@ class VultrBackend(Backend):
         instance = self._call("POST", "/instances", json=body)["instance"]
 
         backend_id = str(instance["id"])
-        if instance.get("default_password"):
-            self._login_details[backend_id] = f"username: root; password: {instance['default_password']}"
         logger.info("vm_created", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
-        return backend_id
+        return CreatedVm(backend_id, _login_details(instance))
 
     def delete_vm(self, backend_id: str) -> None:
         self._call("DELETE", f"/instances/{backend_id}", idempotent=True, not_found_ok=True)
-        self._login_details.pop(backend_id, None)
         logger.info("vm_deleted", extra={"region_id": self.region_id, "backend_id": backend_id, "provider": self.TYPE})
 
     def get_vm(self, backend_id: str) -> VmInfo:
@@ -133,7 +133,6 @@ class VultrBackend(Backend):
             addresses=tuple(_instance_addresses(instance)),
             created_at=_parse_time(instance.get("date_created")),
             hostname=instance.get("label"),
-            login_details=self._login_details.get(backend_id),
             details={
                 "status": instance.get("status", ""),
                 "power_status": instance.get("power_status", ""),
@@ -166,14 +165,24 @@ class VultrBackend(Backend):
         # Only the label: changing the hostname makes Vultr reinstall the instance.
         self._call("PATCH", f"/instances/{backend_id}", json={"label": name.strip()[:LABEL_MAX] or "vm"})
 
-    def reimage_vm(self, backend_id: str, image_backend_id: str) -> None:
-        """Reinstall with an OS, or restore a snapshot over the instance's disk."""
+    def reimage_vm(self, backend_id: str, image_backend_id: str, ssh_public_key: str | None = None) -> str | None:
+        """Reinstall with an OS, or restore a snapshot over the instance's disk.
+
+        A new OS gets `ssh_public_key` through new user data, as at creation. A restored
+        snapshot keeps the keys and passwords it contains, so the key is not sent.
+        NOTE: Vultr documents `default_password` only for the create response. It is read
+        from the reinstall response when present, and otherwise None is returned.
+        """
         source = _image_source(image_backend_id)
         if "os_id" in source:
-            self._call("PATCH", f"/instances/{backend_id}", json=source)
+            body = dict(source)
+            if ssh_public_key:
+                body["user_data"] = _user_data(ssh_public_key)
+            response = self._call("PATCH", f"/instances/{backend_id}", json=body)
         else:
-            self._call("POST", f"/instances/{backend_id}/restore", json=source)
+            response = self._call("POST", f"/instances/{backend_id}/restore", json=source)
         logger.info("vm_reimage_started", extra={"region_id": self.region_id, "backend_id": backend_id})
+        return _login_details(response.get("instance") or {})
 
     def resize_vm(self, backend_id: str, plan_backend_id: str) -> None:
         # Vultr moves instances only to larger plans and rejects a smaller one with an error.
@@ -239,6 +248,14 @@ class VultrBackend(Backend):
     def delete_image(self, image_backend_id: str) -> None:
         self._call("DELETE", f"/snapshots/{image_backend_id}", idempotent=True, not_found_ok=True)
         logger.info("image_deleted", extra={"region_id": self.region_id, "image_backend_id": image_backend_id})
+
+    def list_public_images(self) -> list[ImageInfo]:
+        """List the operating systems Vultr installs, by OS id."""
+        return [
+            ImageInfo(backend_id=str(entry["id"]), name=entry.get("name") or "", state=ImageState.ACTIVE)
+            for entry in self._paginate("/os", "os")
+            if entry.get("family") not in NON_OS_FAMILIES
+        ]
 
     def list_plans(self) -> list[PlanOffer]:
         region = self._region()
@@ -328,6 +345,11 @@ def _image_source(image_backend_id: str) -> dict[str, Any]:
 def _user_data(public_key: str) -> str:
     config = "#cloud-config\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - " + public_key.strip() + "\n"
     return base64.b64encode(config.encode()).decode()
+
+
+def _login_details(instance: Mapping[str, Any]) -> str | None:
+    password = instance.get("default_password")
+    return f"username: root; password: {password}" if password else None
 
 
 def _state(instance: Mapping[str, Any]) -> VmState:

@@ -105,6 +105,7 @@ def _stop_on_backend(vm: Vm) -> None:
 
 def terminate(account: Account) -> bool:
     """Delete every VM (after its final charges) and every image; True if anything was deleted."""
+    from chalicelib.images.service import delete_image
     from chalicelib.vms.service import delete_vm
 
     deleted = 0
@@ -114,10 +115,7 @@ def terminate(account: Account) -> bool:
             deleted += 1
     for image in Image.query(account.account_id):
         if image.deleted_at is None:
-            try:
-                image.update(actions=[Image.deleted_at.set(iso(now())), Image.state.set("deleted")], condition=Image.deleted_at.does_not_exist())
-            except UpdateError:
-                continue
+            delete_image(image)
             deleted += 1
     if deleted:
         logger.info("account_terminated", extra={"account_id": account.account_id, "resources": deleted})

@@ -24,6 +24,7 @@ from chalicelib.catalog import Catalog, backend_for, load_catalog
 from chalicelib.clock import HOUR, hour_key, iso, month_key, now, parse_hour_key, parse_iso, previous_month_start
 from chalicelib.config import settings
 from chalicelib.errors import LobsterError
+from chalicelib.images.service import refresh_pending_images
 from chalicelib.log import logger, metrics
 from chalicelib.models.accounts import Account
 from chalicelib.models.images import Image
@@ -112,6 +113,9 @@ def bill_account(account_id: str, work: AccountWork, through_hour: datetime, cat
 
     Returns the applied batch, or None when the cursor was already there.
     """
+    if any(image.state in ("pending", "deleting") for image in work.images):
+        refresh_pending_images(account_id, work.images)
+
     for _attempt in range(MAX_CURSOR_ATTEMPTS):
         account = Account.get(account_id, consistent_read=True)
         cursor = parse_hour_key(account.billed_through)

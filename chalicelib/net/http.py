@@ -3,7 +3,8 @@ LobsterErrors.
 
 Only safe requests (GET, HEAD, OPTIONS, and requests the caller marks idempotent) are
 retried, with exponential backoff; a 429 is retried for any method because the provider
-did not act on it. Headers and bodies are never logged, since they carry credentials.
+did not act on it. An error raised for an HTTP response carries its status in
+`status_code`. Headers and bodies are never logged, since they carry credentials.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class HttpClient:
         """Send a request and return the response, retrying where it is safe.
 
         Returns None for a 404 when `not_found_ok` is set; raises NotFound for other
-        404s, BackendUnavailable for timeouts and 5xx, BackendError for other failures.
+        404s, BackendUnavailable for timeouts, 429 and 5xx, BackendError for other
+        failures. Errors raised for a response carry its HTTP status in `status_code`.
         """
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -108,14 +110,17 @@ class HttpClient:
         detail = self._provider_message(response)
         status = response.status_code
         if status == 404:
-            return NotFound(f"{self.provider}: resource not found{detail}")
+            return NotFound(f"{self.provider}: resource not found{detail}", status_code=status)
         if status == 429:
-            return BackendUnavailable(f"{self.provider} is rate limiting requests; try again shortly")
+            return BackendUnavailable(
+                f"{self.provider} is rate limiting requests; try again shortly", status_code=status
+            )
         if status >= 500:
-            return BackendUnavailable(f"{self.provider} failed with HTTP {status}{detail}")
+            return BackendUnavailable(f"{self.provider} failed with HTTP {status}{detail}", status_code=status)
         if status in (401, 403):
-            return BackendError(f"{self.provider} rejected the region's credentials (HTTP {status})")
-        return BackendError(f"{self.provider} rejected the request (HTTP {status}){detail}")
+            # Regions and payment gateways share this client, so the message names no caller.
+            return BackendError(f"{self.provider} rejected the credentials (HTTP {status})", status_code=status)
+        return BackendError(f"{self.provider} rejected the request (HTTP {status}){detail}", status_code=status)
 
     def _provider_message(self, response: requests.Response) -> str:
         if self.describe_error is None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.backends.base import VmSpec, VmState
 from chalicelib.billing.hours import hour_start, hours_ending_in, owed_hour_count, plan_at
@@ -36,8 +37,10 @@ from chalicelib.models.accounts import Account
 from chalicelib.models.ledger import LedgerLine
 from chalicelib.models.vms import Vm
 from chalicelib.money import format_micros
+from chalicelib.sshkeys.service import public_key_for
 
 VM_ID_BYTES = 6
+VM_ID_PATTERN = re.compile(r"^vm_[0-9a-f]{12}$")
 MAX_NAME_LENGTH = 64
 # Letters, digits, dots and hyphens, starting with a letter or digit: a valid hostname label set.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
@@ -62,14 +65,21 @@ def list_vms(account_id: str) -> list[Vm]:
 
 
 def get_vm(account_id: str, vm_id: str) -> Vm:
+    if not VM_ID_PATTERN.match(vm_id):
+        raise NotFound(f"VM {vm_id[:64]!r} not found", field="vm_id")
     try:
         return Vm.get(account_id, vm_id, consistent_read=True)
     except DoesNotExist:
         raise NotFound(f"VM {vm_id!r} not found", field="vm_id") from None
 
 
-def create_vm(account: Account, name: str, region_id: str, plan_id: str, image_id: str) -> Vm:
-    """Check the request, record the VM, then ask the region's backend to create it."""
+def create_vm(
+    account: Account, name: str, region_id: str, plan_id: str, image_id: str, ssh_key_id: str | None = None
+) -> Vm:
+    """Check the request, record the VM, then ask the region's backend to create it.
+
+    `ssh_key_id` names one of the account's stored SSH keys to install on the VM.
+    """
     catalog = load_catalog()
     name = validate_name(name)
     region = catalog.region(region_id)
@@ -79,6 +89,7 @@ def create_vm(account: Account, name: str, region_id: str, plan_id: str, image_i
     image = catalog.images.get(image_id)
     if image is None or not image.enabled or image.region != region_id:
         raise InvalidRequest(f"image {image_id!r} does not exist in region {region_id!r}", field="image")
+    public_key = public_key_for(account.account_id, ssh_key_id) if ssh_key_id else None
     _check_credit_and_limit(account)
 
     vm = Vm(
@@ -102,15 +113,44 @@ def create_vm(account: Account, name: str, region_id: str, plan_id: str, image_i
         ram_mb=int(plan.ram_mb or 0),
         vcpus=int(plan.vcpus or 0),
         disk_gb=int(plan.disk_gb or 0),
+        ssh_public_key=public_key,
     )
     try:
-        backend_id = backend_for(region_id).create_vm(spec)
+        created = backend_for(region_id).create_vm(spec)
     except LobsterError as error:
         _mark_failed(vm, error)
         raise
-    vm.update(actions=[Vm.backend_id.set(backend_id), Vm.started_at.set(iso(now().replace(microsecond=0)))])
+    # Login details are stored at once: a password generated at creation exists nowhere else.
+    actions: list[Action] = [Vm.backend_id.set(created.backend_id), Vm.started_at.set(iso(now().replace(microsecond=0)))]
+    if created.login_details:
+        actions.append(Vm.login_details.set(created.login_details))
+    vm.update(actions=actions)
     logger.info("vm_created", extra={"account_id": account.account_id, "vm_id": vm.vm_id, "region": region_id})
     return refresh_vm(vm)
+
+
+def reimage_vm(vm: Vm, image_id: str, ssh_public_key: str | None = None) -> Vm:
+    """Reinstall an active VM from a public image of its region.
+
+    The provider's new login details replace the stored ones; when it reports none, the
+    details from creation still apply and are kept.
+    """
+    if vm.state != "active":
+        raise InvalidRequest(f"VM {vm.vm_id} is {vm.state}; only an active VM can be reimaged", field="vm_id")
+    if vm.suspended != "no":
+        raise VmSuspended(f"VM {vm.vm_id} is suspended; only stop and delete are allowed")
+    image = load_catalog().images.get(image_id)
+    if image is None or not image.enabled or image.region != vm.region:
+        raise InvalidRequest(f"image {image_id!r} does not exist in region {vm.region!r}", field="image")
+
+    login = backend_for(vm.region).reimage_vm(vm.backend_id or "", image.backend_id or "", ssh_public_key)
+
+    actions: list[Action] = [Vm.image_id.set(image_id)]
+    if login:
+        actions.append(Vm.login_details.set(login))
+    vm.update(actions=actions)
+    logger.info("vm_reimaged", extra={"account_id": vm.account_id, "vm_id": vm.vm_id, "image": image_id})
+    return vm
 
 
 def _check_credit_and_limit(account: Account) -> None:
@@ -160,19 +200,19 @@ def _activate(vm: Vm, state: VmState, addresses: list[dict[str, Any]], login: st
     started = vm.started_at or iso(now().replace(microsecond=0))
     account = Account.get(vm.account_id, consistent_read=True)
     hourly_from = max(now(), parse_hour_key(account.billed_through) + HOUR)
+    actions: list[Action] = [
+        Vm.state.set("active"),
+        Vm.power.set("online" if state == VmState.RUNNING else "offline"),
+        Vm.started_at.set(started),
+        Vm.hourly_from.set(iso(hourly_from)),
+        Vm.plan_history.set([{"plan": vm.plan_id, "at": started, "price_from": started}]),
+        Vm.addresses.set(addresses),
+    ]
+    # Most providers report no login details after creation; the ones stored then stay.
+    if login:
+        actions.append(Vm.login_details.set(login))
     try:
-        vm.update(
-            actions=[
-                Vm.state.set("active"),
-                Vm.power.set("online" if state == VmState.RUNNING else "offline"),
-                Vm.started_at.set(started),
-                Vm.hourly_from.set(iso(hourly_from)),
-                Vm.plan_history.set([{"plan": vm.plan_id, "at": started, "price_from": started}]),
-                Vm.addresses.set(addresses),
-                Vm.login_details.set(login or ""),
-            ],
-            condition=Vm.state == "provisioning",
-        )
+        vm.update(actions=actions, condition=Vm.state == "provisioning")
     except UpdateError:
         vm.refresh(consistent_read=True)
         return

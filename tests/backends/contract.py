@@ -6,15 +6,16 @@ returning a `Harness`. Capability tests run only for capabilities the backend de
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from chalicelib.backends.base import Backend, ImageState, VmSpec, VmState
+from chalicelib.backends.base import Backend, CreatedVm, ImageState, VmSpec, VmState
 from chalicelib.errors import BackendUnavailable, LobsterError, NotFound, NotSupported
-from tests.fakes.server import FakeProvider
+from tests.fakes.server import FakeProvider, Request
 
 # Backends under contract test are configured with this read timeout, in seconds.
 CONTRACT_TIMEOUT_SECONDS = 1
@@ -33,6 +34,10 @@ class Harness:
     resize_plan_backend_id: str | None = None
     # Recorded counter granularity: readings are compared with this tolerance in bytes.
     traffic_tolerance: int = 0
+    # The provider request that creates a VM: its method and a regular expression for its
+    # path. Requests the backend sends before it (a login, a key lookup) do not match.
+    create_method: str = "POST"
+    create_path: str = ".*"
 
     def spec(self, name: str = "contract-vm") -> VmSpec:
         return VmSpec(
@@ -46,9 +51,12 @@ class Harness:
         )
 
     def running_vm(self) -> str:
-        backend_id = self.backend.create_vm(self.spec())
+        backend_id = self.backend.create_vm(self.spec()).backend_id
         self.make_active(backend_id)
         return backend_id
+
+    def is_create_request(self, request: Request) -> bool:
+        return request.method == self.create_method and re.fullmatch(self.create_path, request.path) is not None
 
 
 def _wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -63,8 +71,11 @@ class BackendContract:
     """Tests shared by every backend. Subclasses define the `harness` fixture."""
 
     def test_create_then_active_has_addresses(self, harness: Harness) -> None:
-        backend_id = harness.backend.create_vm(harness.spec())
+        created = harness.backend.create_vm(harness.spec())
+        backend_id = created.backend_id
+        assert isinstance(created, CreatedVm)
         assert isinstance(backend_id, str) and backend_id
+        assert created.login_details is None or isinstance(created.login_details, str)
 
         harness.make_active(backend_id)
         info = harness.backend.get_vm(backend_id)
@@ -108,20 +119,22 @@ class BackendContract:
         backend_id = harness.running_vm()
 
         harness.fake.fail_next(status=503, count=10)
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(BackendUnavailable) as raised:
             harness.backend.get_vm(backend_id)
+
+        assert raised.value.status_code == 503
 
     def test_create_is_not_retried_after_server_error(self, harness: Harness) -> None:
         if harness.fake is None:
             pytest.skip("backend has no fake provider")
         before = len(harness.fake.requests)
 
-        harness.fake.fail_next(status=500, count=1)
-        with pytest.raises(LobsterError):
+        harness.fake.fail_next(status=500, count=1, method=harness.create_method, path=harness.create_path)
+        with pytest.raises(BackendUnavailable):
             harness.backend.create_vm(harness.spec())
 
-        mutating = [r for r in harness.fake.requests[before:] if r.method in ("POST", "PUT")]
-        assert len(mutating) <= 1
+        creates = [r for r in harness.fake.requests[before:] if harness.is_create_request(r)]
+        assert len(creates) == 1
 
     def test_timeout_raises_unavailable(self, harness: Harness) -> None:
         if harness.fake is None:
@@ -156,7 +169,7 @@ class BackendContract:
                 harness.backend.read_traffic(backend_id)
 
     def test_undeclared_capability_raises_not_supported(self, harness: Harness) -> None:
-        missing = {"console", "rename", "reimage", "snapshot", "resize"} - harness.backend.CAPABILITIES
+        missing = {"console", "rename", "reimage", "snapshot", "resize", "public_images"} - harness.backend.CAPABILITIES
         backend_id = harness.running_vm()
 
         for capability in missing:
@@ -166,6 +179,7 @@ class BackendContract:
                 "reimage": lambda: harness.backend.reimage_vm(backend_id, harness.image_backend_id),
                 "snapshot": lambda: harness.backend.snapshot_vm(backend_id, "x"),
                 "resize": lambda: harness.backend.resize_vm(backend_id, harness.plan_backend_id),
+                "public_images": harness.backend.list_public_images,
             }[capability]
             with pytest.raises(NotSupported):
                 call()
@@ -190,8 +204,9 @@ class BackendContract:
         if not harness.backend.supports("reimage"):
             pytest.skip("no reimage capability")
         backend_id = harness.running_vm()
-        harness.backend.reimage_vm(backend_id, harness.image_backend_id)
+        login = harness.backend.reimage_vm(backend_id, harness.image_backend_id, harness.spec().ssh_public_key)
         harness.make_active(backend_id)
+        assert login is None or isinstance(login, str)
         assert harness.backend.get_vm(backend_id).state != VmState.ERROR
 
     def test_snapshot_creates_image(self, harness: Harness) -> None:
@@ -232,6 +247,14 @@ class BackendContract:
             assert harness.backend.get_image(image_id).state in (ImageState.PENDING, ImageState.ACTIVE)
             assert image_id in {image.backend_id for image in harness.backend.list_images()}
             harness.backend.delete_image(image_id)
+
+    def test_list_public_images(self, harness: Harness) -> None:
+        if not harness.backend.supports("public_images"):
+            pytest.skip("no public image list capability")
+        images = harness.backend.list_public_images()
+        assert images
+        assert all(image.backend_id and image.name for image in images)
+        assert harness.image_backend_id in {image.backend_id for image in images}
 
     def test_list_plans(self, harness: Harness) -> None:
         if not harness.backend.supports("plans"):

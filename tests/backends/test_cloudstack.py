@@ -113,8 +113,10 @@ def test_wrong_secret_gets_cloudstack_error(fake: FakeCloudStack) -> None:
 def test_wrong_secret_raises_credentials_error(fake: FakeCloudStack) -> None:
     backend = make_backend(fake, secret_key="not-the-secret")
 
-    with pytest.raises(BackendError, match="rejected the region's credentials.*unable to verify"):
+    with pytest.raises(BackendError, match="rejected the region's credentials.*unable to verify") as raised:
         backend.list_plans()
+
+    assert raised.value.status_code == 401
 
 
 def test_expired_signature_rejected(fake: FakeCloudStack) -> None:
@@ -177,16 +179,53 @@ def test_missing_secret_raises_invalid_request(fake: FakeCloudStack) -> None:
 
 
 def test_create_waits_for_deploy_job(fake: FakeCloudStack, harness: Harness) -> None:
-    backend_id = harness.backend.create_vm(harness.spec())
+    backend_id = harness.backend.create_vm(harness.spec()).backend_id
 
     assert fake.vms[backend_id].state == "Running"
     assert fake.commands().count("queryAsyncJobResult") == fake.polls_per_job
 
 
+def test_create_reports_no_password_for_plain_template(fake: FakeCloudStack, harness: Harness) -> None:
+    created = harness.backend.create_vm(harness.spec())
+
+    assert created.login_details is None
+
+
+def test_create_returns_password_of_password_enabled_template(fake: FakeCloudStack, harness: Harness) -> None:
+    spec = dataclasses.replace(harness.spec(), image_backend_id=fake_cloud.DEBIAN_TEMPLATE_ID)
+
+    created = harness.backend.create_vm(spec)
+
+    assert created.login_details is not None
+    assert created.login_details.startswith("password: ")
+    assert len(created.login_details) > len("password: ")
+
+
+def test_reimage_returns_new_password_of_password_enabled_template(fake: FakeCloudStack, harness: Harness) -> None:
+    backend_id = harness.running_vm()
+
+    first = harness.backend.reimage_vm(backend_id, fake_cloud.DEBIAN_TEMPLATE_ID)
+    second = harness.backend.reimage_vm(backend_id, fake_cloud.DEBIAN_TEMPLATE_ID)
+
+    assert first is not None and first.startswith("password: ")
+    assert second is not None and second != first
+    assert fake.vms[backend_id].templateid == fake_cloud.DEBIAN_TEMPLATE_ID
+
+
+def test_public_images_are_featured_templates(fake: FakeCloudStack, harness: Harness) -> None:
+    own = harness.backend.fetch_image("https://images.example.com/own.qcow2", "own")
+    fake.templates[own].isready = True
+
+    images = harness.backend.list_public_images()
+
+    assert {image.backend_id for image in images} == {fake_cloud.UBUNTU_TEMPLATE_ID, fake_cloud.DEBIAN_TEMPLATE_ID}
+    assert "featured" in [r.arg("templatefilter") for r in fake.requests if command_of(r) == "listTemplates"]
+
+
 def test_create_sends_cloud_config_and_names(fake: FakeCloudStack, harness: Harness) -> None:
     spec = harness.spec("web-1")
 
-    backend_id = harness.backend.create_vm(spec)
+    backend_id = harness.backend.create_vm(spec).backend_id
 
     vm = fake.vms[backend_id]
     assert vm.name == "web-1"
@@ -197,7 +236,7 @@ def test_create_sends_cloud_config_and_names(fake: FakeCloudStack, harness: Harn
 
 
 def test_display_name_kept_when_not_hostname(fake: FakeCloudStack, harness: Harness) -> None:
-    backend_id = harness.backend.create_vm(harness.spec("My Web Server"))
+    backend_id = harness.backend.create_vm(harness.spec("My Web Server")).backend_id
 
     assert fake.vms[backend_id].displayname == "My Web Server"
     assert fake.vms[backend_id].name.startswith("VM-")
@@ -240,7 +279,7 @@ def test_job_polling_gives_up_after_timeout(fake: FakeCloudStack, harness: Harne
 def test_deploy_still_running_returns_id(fake: FakeCloudStack, harness: Harness) -> None:
     fake.hold_jobs = True
 
-    backend_id = harness.backend.create_vm(harness.spec())
+    backend_id = harness.backend.create_vm(harness.spec()).backend_id
 
     assert harness.backend.get_vm(backend_id).state == VmState.PROVISIONING
     fake.hold_jobs = False
@@ -260,7 +299,7 @@ def test_delete_waits_for_expunge(fake: FakeCloudStack, harness: Harness) -> Non
 
 def test_delete_destroyed_vm_is_not_an_error(fake: FakeCloudStack, harness: Harness) -> None:
     backend = make_backend(fake, expunge=False)
-    backend_id = backend.create_vm(harness.spec())
+    backend_id = backend.create_vm(harness.spec()).backend_id
     backend.delete_vm(backend_id)
     assert fake.vms[backend_id].state == "Destroyed"
 

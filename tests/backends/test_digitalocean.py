@@ -13,7 +13,7 @@ from chalicelib.backends.base import ImageState, VmSpec, VmState
 from chalicelib.backends.digitalocean import DigitalOceanBackend, droplet_name
 from chalicelib.errors import BackendError, BackendUnavailable, Conflict
 from tests.backends.contract import CONTRACT_TIMEOUT_SECONDS, BackendContract, Harness
-from tests.fakes.digitalocean import TOKEN, FakeDigitalOcean, _size
+from tests.fakes.digitalocean import TOKEN, FakeDigitalOcean, _public_image, _size
 
 PLAN = "s-1vcpu-1gb"
 BIGGER_PLAN = "s-2vcpu-2gb"
@@ -73,6 +73,7 @@ class TestDigitalOcean(BackendContract):
             make_active=fake.make_active,
             set_traffic=no_traffic,
             resize_plan_backend_id=BIGGER_PLAN,
+            create_path="/v2/droplets",
         )
         assert [reason for _, reason in fake.rejections if "Unable to authenticate" not in reason] == []
 
@@ -92,9 +93,10 @@ def test_missing_token_rejected_before_any_request(fake: FakeDigitalOcean) -> No
 def test_wrong_token_rejected_by_provider(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake, token="dop_v1_wrong")
 
-    with pytest.raises(BackendError, match="rejected the region's credentials"):
+    with pytest.raises(BackendError, match=r"DigitalOcean rejected the credentials \(HTTP 401\)") as raised:
         backend.list_plans()
 
+    assert raised.value.status_code == 401
     assert fake.rejections[0][1] == "Unable to authenticate you"
 
 
@@ -154,12 +156,12 @@ def test_create_adds_missing_ssh_key_once(fake: FakeDigitalOcean) -> None:
 def test_create_sets_generated_root_password(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
 
-    backend_id = backend.create_vm(spec(ssh_public_key=None))
-    fake.make_active(backend_id)
-    info = backend.get_vm(backend_id)
+    created = backend.create_vm(spec(ssh_public_key=None))
 
     user_data = sent(fake, "POST", "/v2/droplets")[0]["user_data"]
-    password = info.login_details.split("password: ")[1]
+    assert created.login_details is not None
+    assert created.login_details.startswith("username: root; password: ")
+    password = created.login_details.split("password: ")[1]
     assert len(password) >= 20
     assert f"password: {password}" in user_data
     assert "ssh_pwauth: true" in user_data
@@ -176,7 +178,7 @@ def test_create_with_key_keeps_password_ssh_off(fake: FakeDigitalOcean) -> None:
 def test_droplet_name_is_sanitized(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
 
-    backend_id = backend.create_vm(spec("My VM #1 "))
+    backend_id = backend.create_vm(spec("My VM #1 ")).backend_id
 
     assert fake.droplets[int(backend_id)]["name"] == "My-VM-1"
     assert droplet_name("***") == "vm"
@@ -185,7 +187,7 @@ def test_droplet_name_is_sanitized(fake: FakeDigitalOcean) -> None:
 def test_new_droplet_is_provisioning(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
 
-    info = backend.get_vm(backend.create_vm(spec()))
+    info = backend.get_vm(backend.create_vm(spec()).backend_id)
 
     assert info.state == VmState.PROVISIONING
     assert info.addresses == ()
@@ -196,7 +198,7 @@ def test_new_droplet_is_provisioning(fake: FakeDigitalOcean) -> None:
 
 def test_resize_powers_off_and_waits_for_action(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     fake.action_seconds = 0.2
 
@@ -211,7 +213,7 @@ def test_resize_powers_off_and_waits_for_action(fake: FakeDigitalOcean) -> None:
 
 def test_resize_gives_up_when_power_off_never_finishes(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake, action_timeout_seconds=0.2)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     fake.action_seconds = 30
 
@@ -224,7 +226,7 @@ def test_resize_gives_up_when_power_off_never_finishes(fake: FakeDigitalOcean) -
 
 def test_resize_of_stopped_droplet_skips_power_off(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     backend.stop_vm(backend_id)
     fake.make_active(backend_id)
@@ -238,7 +240,7 @@ def test_resize_of_stopped_droplet_skips_power_off(fake: FakeDigitalOcean) -> No
 
 def test_snapshot_resolves_to_image_id_after_action(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     fake.action_seconds = 30
 
@@ -257,7 +259,7 @@ def test_snapshot_resolves_to_image_id_after_action(fake: FakeDigitalOcean) -> N
 
 def test_delete_pending_snapshot_conflicts(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     fake.action_seconds = 30
     reference = backend.snapshot_vm(backend_id, "nightly")
@@ -272,7 +274,7 @@ def test_delete_pending_snapshot_conflicts(fake: FakeDigitalOcean) -> None:
 
 def test_second_action_while_one_is_pending_surfaces_error(fake: FakeDigitalOcean) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     fake.action_seconds = 30
     backend.stop_vm(backend_id)
@@ -282,6 +284,33 @@ def test_second_action_while_one_is_pending_surfaces_error(fake: FakeDigitalOcea
 
 
 # Lists and images.
+
+
+def test_reimage_sends_only_the_image(fake: FakeDigitalOcean) -> None:
+    backend = make_backend(fake)
+    backend_id = backend.create_vm(spec()).backend_id
+    fake.make_active(backend_id)
+
+    login = backend.reimage_vm(backend_id, IMAGE, SSH_KEY)
+
+    assert login is None
+    assert sent(fake, "POST", f"/v2/droplets/{backend_id}/actions")[-1] == {"type": "rebuild", "image": IMAGE}
+
+
+def test_public_images_are_distributions_in_region(fake: FakeDigitalOcean) -> None:
+    backend = make_backend(fake)
+    backend.fetch_image("https://images.example.com/disk.qcow2", "custom")
+    fake.public_images["debian-12-x64"] = {
+        **_public_image(10002, "debian-12-x64", "Debian 12 x64"),
+        "regions": ["fra1"],
+    }
+
+    images = backend.list_public_images()
+
+    assert [image.backend_id for image in images] == [IMAGE]
+    assert images[0].name == "Ubuntu 24.04 (LTS) x64"
+    assert images[0].state == ImageState.ACTIVE
+    assert sent(fake, "GET", "/v2/images") == [None]
 
 
 def test_list_plans_follows_pagination(fake: FakeDigitalOcean) -> None:

@@ -61,6 +61,7 @@ def harness(fake: FakeVultr, backend: LibcloudBackend) -> Harness:
         make_active=fake.make_active,
         set_traffic=fake.set_traffic,
         resize_plan_backend_id="vc2-1c-2gb",
+        create_path="/v2/instances",
     )
 
 
@@ -150,7 +151,7 @@ def test_wrong_key_is_rejected(fake: FakeVultr) -> None:
 
 
 def test_create_sends_ssh_key_as_cloud_config(fake: FakeVultr, backend: LibcloudBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(harness.spec("web-1"))
+    backend_id = backend.create_vm(harness.spec("web-1")).backend_id
 
     instance = fake.instances[backend_id]
     assert instance["label"] == "web-1"
@@ -196,7 +197,7 @@ def test_reads_are_retried_after_server_error(fake: FakeVultr, backend: Libcloud
 
 
 def test_state_and_addresses(fake: FakeVultr, backend: LibcloudBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(harness.spec())
+    backend_id = backend.create_vm(harness.spec()).backend_id
 
     pending = backend.get_vm(backend_id)
     fake.make_active(backend_id)

@@ -59,7 +59,7 @@ def sent(fake: FakeLinode, method: str, path: str) -> list[dict]:
 
 
 def running(fake: FakeLinode, backend: LinodeBackend, name: str = "web-1") -> str:
-    backend_id = backend.create_vm(spec(name))
+    backend_id = backend.create_vm(spec(name)).backend_id
     fake.make_active(backend_id)
     return backend_id
 
@@ -75,6 +75,7 @@ class TestLinode(BackendContract):
             make_active=fake.make_active,
             set_traffic=fake.set_transfer,
             resize_plan_backend_id=BIGGER_PLAN,
+            create_path="/v4/linode/instances",
         )
         assert [reason for _, reason in fake.rejections] == []
 
@@ -94,7 +95,7 @@ def test_missing_token_rejected_before_any_request(fake: FakeLinode) -> None:
 def test_wrong_token_rejected_by_provider(fake: FakeLinode) -> None:
     backend = make_backend(fake, token="wrong-token")
 
-    with pytest.raises(BackendError, match="rejected the region's credentials"):
+    with pytest.raises(BackendError, match="rejected the credentials"):
         backend.list_plans()
 
     assert fake.rejections[0][1] == "Invalid Token"
@@ -154,20 +155,19 @@ def test_image_id_with_path_tricks_rejected(fake: FakeLinode) -> None:
 def test_create_sends_generated_password_and_key(fake: FakeLinode) -> None:
     backend = make_backend(fake)
 
-    backend_id = running(fake, backend)
-    info = backend.get_vm(backend_id)
+    created = backend.create_vm(spec())
 
-    password = fake.root_passwords[int(backend_id)]
-    assert info.login_details == f"username: root; password: {password}"
+    password = fake.root_passwords[int(created.backend_id)]
+    assert created.login_details == f"username: root; password: {password}"
     assert len(password) >= 20
-    assert fake.authorized_keys[int(backend_id)] == [SSH_KEY]
+    assert fake.authorized_keys[int(created.backend_id)] == [SSH_KEY]
 
 
 def test_taken_label_gets_suffix(fake: FakeLinode) -> None:
     backend = make_backend(fake)
 
-    first = backend.create_vm(spec("web-1"))
-    second = backend.create_vm(spec("web-1"))
+    first = backend.create_vm(spec("web-1")).backend_id
+    second = backend.create_vm(spec("web-1")).backend_id
 
     assert fake.instances[int(first)]["label"] == "web-1"
     assert fake.instances[int(second)]["label"].startswith("web-1-")
@@ -184,7 +184,7 @@ def test_label_is_sanitized() -> None:
 def test_created_time_is_utc(fake: FakeLinode) -> None:
     backend = make_backend(fake)
 
-    info = backend.get_vm(backend.create_vm(spec()))
+    info = backend.get_vm(backend.create_vm(spec()).backend_id)
 
     assert info.state == VmState.PROVISIONING
     assert info.created_at is not None and info.created_at.utcoffset().total_seconds() == 0
@@ -195,10 +195,21 @@ def test_reimage_sets_new_password(fake: FakeLinode) -> None:
     backend_id = running(fake, backend)
     first_password = fake.root_passwords[int(backend_id)]
 
-    backend.reimage_vm(backend_id, IMAGE)
+    login = backend.reimage_vm(backend_id, IMAGE)
 
     assert fake.root_passwords[int(backend_id)] != first_password
-    assert fake.root_passwords[int(backend_id)] in backend.get_vm(backend_id).login_details
+    assert login == f"username: root; password: {fake.root_passwords[int(backend_id)]}"
+    assert fake.authorized_keys[int(backend_id)] == []
+
+
+def test_reimage_installs_ssh_key_again(fake: FakeLinode) -> None:
+    backend = make_backend(fake)
+    backend_id = running(fake, backend)
+
+    backend.reimage_vm(backend_id, IMAGE, SSH_KEY)
+
+    assert fake.authorized_keys[int(backend_id)] == [SSH_KEY]
+    assert sent(fake, "POST", f"/v4/linode/instances/{backend_id}/rebuild")[0]["authorized_keys"] == [SSH_KEY]
 
 
 # Networking, traffic, images and plans.
@@ -300,7 +311,7 @@ def test_list_plans_follows_pagination(fake: FakeLinode) -> None:
 
 def test_resize_to_smaller_plan_surfaces_error(fake: FakeLinode) -> None:
     backend = make_backend(fake)
-    backend_id = backend.create_vm(VmSpec("big", BIGGER_PLAN, IMAGE, ram_mb=2048, vcpus=1, disk_gb=50))
+    backend_id = backend.create_vm(VmSpec("big", BIGGER_PLAN, IMAGE, ram_mb=2048, vcpus=1, disk_gb=50)).backend_id
     fake.make_active(backend_id)
 
     with pytest.raises(BackendError, match="more disk than the new service plan allows"):

@@ -50,6 +50,7 @@ def harness(fake: FakeLunaNode, backend: LunaNodeBackend) -> Harness:
         make_active=fake.make_active,
         set_traffic=fake.set_traffic,
         resize_plan_backend_id="m.2",
+        create_path="/api/vm/create/",
         # vm/info reports traffic in GiB with two decimals.
         traffic_tolerance=GIB // 200,
     )
@@ -162,7 +163,7 @@ def test_wrong_api_url_raises_backend_error(fake: FakeLunaNode) -> None:
 
 
 def test_create_passes_ssh_key_and_removes_it(fake: FakeLunaNode, backend: LunaNodeBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(harness.spec())
+    backend_id = backend.create_vm(harness.spec()).backend_id
 
     assert fake.vms[backend_id].key_ids != ""
     assert fake.vms[backend_id].region == "toronto"
@@ -170,14 +171,14 @@ def test_create_passes_ssh_key_and_removes_it(fake: FakeLunaNode, backend: LunaN
 
 
 def test_create_without_ssh_key_adds_none(fake: FakeLunaNode, backend: LunaNodeBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(dataclasses.replace(harness.spec(), ssh_public_key=None))
+    backend_id = backend.create_vm(dataclasses.replace(harness.spec(), ssh_public_key=None)).backend_id
 
     assert fake.vms[backend_id].key_ids == ""
     assert not any(r.path.startswith("/api/sshkey/") for r in fake.requests)
 
 
 def test_new_vm_is_provisioning(backend: LunaNodeBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(harness.spec())
+    backend_id = backend.create_vm(harness.spec()).backend_id
 
     assert backend.get_vm(backend_id).state == VmState.PROVISIONING
 

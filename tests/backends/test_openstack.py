@@ -54,18 +54,15 @@ def no_traffic_counter(backend_id: str, value: int) -> None:
 
 @pytest.fixture
 def harness(fake: FakeOpenStack) -> Harness:
-    backend = make_backend(fake)
-    # Authenticate up front, so that failures the contract injects hit the call under test
-    # instead of the Keystone request, which is retried because it is safe to repeat.
-    backend.list_plans()
     return Harness(
-        backend=backend,
+        backend=make_backend(fake),
         fake=fake,
         plan_backend_id=fake_cloud.SMALL_FLAVOR_ID,
         image_backend_id=fake_cloud.UBUNTU_IMAGE_ID,
         make_active=fake.complete,
         set_traffic=no_traffic_counter,
         resize_plan_backend_id=fake_cloud.MEDIUM_FLAVOR_ID,
+        create_path="/compute/v2.1/servers",
     )
 
 
@@ -98,7 +95,7 @@ def test_expired_token_triggers_reauthentication(fake: FakeOpenStack, harness: H
 def test_token_near_expiry_is_renewed_before_use(fake: FakeOpenStack, harness: Harness) -> None:
     fake.token_lifetime = timedelta(seconds=30)
     backend = make_backend(fake)
-    backend_id = backend.create_vm(harness.spec())
+    backend_id = backend.create_vm(harness.spec()).backend_id
     requests_before = len(fake.requests)
 
     backend.get_vm(backend_id)
@@ -120,9 +117,10 @@ def test_rejected_new_token_raises_after_one_retry(fake: FakeOpenStack, harness:
 def test_wrong_password_is_rejected(fake: FakeOpenStack) -> None:
     backend = make_backend(fake, password="wrong")
 
-    with pytest.raises(BackendError, match="credentials"):
+    with pytest.raises(BackendError, match="credentials") as raised:
         backend.list_plans()
 
+    assert raised.value.status_code == 401
     assert len(fake.auth_requests()) == 1
 
 
@@ -196,7 +194,7 @@ def test_create_without_network_asks_for_auto(fake: FakeOpenStack) -> None:
             vcpus=1,
             disk_gb=20,
         )
-    )
+    ).backend_id
 
     body = [r for r in fake.requests if r.method == "POST" and r.path == "/compute/v2.1/servers"][-1].json()["server"]
     assert body["networks"] == "auto"
@@ -242,7 +240,7 @@ def test_rename_changes_server_name(fake: FakeOpenStack, harness: Harness) -> No
 
 
 def test_states_follow_nova_status(fake: FakeOpenStack, harness: Harness) -> None:
-    backend_id = harness.backend.create_vm(harness.spec())
+    backend_id = harness.backend.create_vm(harness.spec()).backend_id
 
     assert harness.backend.get_vm(backend_id).state == VmState.PROVISIONING
     fake.complete(backend_id)
@@ -331,7 +329,7 @@ def test_addresses_include_floating_ip_as_public(fake: FakeOpenStack) -> None:
             vcpus=1,
             disk_gb=20,
         )
-    )
+    ).backend_id
     floating = fake.associate_floating_ip(backend_id)
 
     addresses = {address.ip: address for address in backend.list_addresses(backend_id)}
@@ -350,3 +348,16 @@ def test_addresses_list_ipv4_and_ipv6(harness: Harness) -> None:
 
     assert sorted(address.version for address in addresses) == [4, 6]
     assert not any(address.private for address in addresses)
+
+
+def test_public_images_are_active_public_glance_images(fake: FakeOpenStack, harness: Harness) -> None:
+    image_id = harness.backend.fetch_image("https://images.example.com/private.qcow2", "private")
+
+    images = harness.backend.list_public_images()
+
+    ids = {image.backend_id for image in images}
+    assert {fake_cloud.UBUNTU_IMAGE_ID, fake_cloud.DEBIAN_IMAGE_ID} <= ids
+    assert image_id not in ids
+    assert all(image.state == ImageState.ACTIVE for image in images)
+    image_lists = [r for r in fake.requests if r.method == "GET" and r.path == "/image/v2/images"]
+    assert all(r.arg("visibility") == "public" and r.arg("status") == "active" for r in image_lists)

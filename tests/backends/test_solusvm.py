@@ -182,12 +182,27 @@ def test_odd_reply_from_server_is_parsed(fake: FakeSolusVm, backend: SolusVmBack
 
 
 def test_create_sends_region_client_and_plan(fake: FakeSolusVm, backend: SolusVmBackend, harness: Harness) -> None:
-    backend_id = backend.create_vm(harness.spec("web"))
+    backend_id = backend.create_vm(harness.spec("web")).backend_id
 
     server = fake.servers[backend_id]
     assert server.client == "lobstertest"
     assert server.plan == "Lobster 1G"
     assert server.hostname == "web.localdomain"
+
+
+def test_create_returns_root_password(fake: FakeSolusVm, backend: SolusVmBackend, harness: Harness) -> None:
+    created = backend.create_vm(harness.spec("web"))
+
+    sent = [r.form() for r in fake.requests if r.form().get("action") == "vserver-create"][0]
+    assert created.login_details == f"username: root; password: {sent['password']}"
+    assert len(sent["password"]) >= 20
+
+
+def test_public_images_are_template_names(backend: SolusVmBackend) -> None:
+    images = backend.list_public_images()
+
+    assert [image.backend_id for image in images] == backend.list_template_names()
+    assert all(image.name == image.backend_id for image in images)
 
 
 def test_addresses_include_ipv6_and_private(backend: SolusVmBackend, harness: Harness) -> None:
@@ -224,7 +239,7 @@ def test_tuntap_action_on_openvz(fake: FakeSolusVm) -> None:
     backend = make_backend(fake.base_url, virtualization_type="openvz")
     backend_id = backend.create_vm(
         Harness(backend, fake, "Lobster CT", "ubuntu-22.04-x86_64-ct", fake.make_active, fake.set_traffic).spec()
-    )
+    ).backend_id
 
     assert [a.action for a in backend.list_actions(backend_id)] == ["tuntap"]
     backend.run_action(backend_id, "tuntap", "enable")

@@ -57,7 +57,7 @@ def sent(fake: FakeVultr, method: str, path: str) -> list[dict]:
 
 
 def running(fake: FakeVultr, backend: VultrBackend) -> str:
-    backend_id = backend.create_vm(spec())
+    backend_id = backend.create_vm(spec()).backend_id
     fake.make_active(backend_id)
     return backend_id
 
@@ -73,6 +73,7 @@ class TestVultr(BackendContract):
             make_active=fake.make_active,
             set_traffic=fake.set_traffic,
             resize_plan_backend_id=BIGGER_PLAN,
+            create_path="/v2/instances",
         )
         assert [reason for _, reason in fake.rejections] == []
 
@@ -92,8 +93,10 @@ def test_missing_api_key_rejected_before_any_request(fake: FakeVultr) -> None:
 def test_wrong_api_key_rejected_by_provider(fake: FakeVultr) -> None:
     backend = make_backend(fake, api_key="WRONGKEY")
 
-    with pytest.raises(BackendError, match="rejected the region's credentials"):
+    with pytest.raises(BackendError, match="rejected the credentials") as raised:
         backend.get_vm("cb676a46-66fd-4dfb-b839-443f2e6c0b60")
+
+    assert raised.value.status_code == 401
 
     assert fake.rejections[0][1] == "Invalid API token."
 
@@ -140,7 +143,7 @@ def test_image_id_of_unknown_form_rejected(fake: FakeVultr) -> None:
 def test_create_installs_key_through_cloud_init(fake: FakeVultr) -> None:
     backend = make_backend(fake)
 
-    backend_id = backend.create_vm(spec("My Web #1"))
+    backend_id = backend.create_vm(spec("My Web #1")).backend_id
 
     body = sent(fake, "POST", "/v2/instances")[0]
     assert body["os_id"] == 2136
@@ -162,15 +165,16 @@ def test_create_without_key_sends_no_user_data(fake: FakeVultr) -> None:
 def test_login_details_come_from_create_response(fake: FakeVultr) -> None:
     backend = make_backend(fake)
 
-    info = backend.get_vm(running(fake, backend))
+    created = backend.create_vm(spec())
 
-    assert info.login_details == "username: root; password: v#8Fake9Password"
+    assert created.login_details == "username: root; password: v#8Fake9Password"
+    assert backend.get_vm(created.backend_id).login_details is None
 
 
 def test_pending_instance_is_provisioning_without_address(fake: FakeVultr) -> None:
     backend = make_backend(fake)
 
-    info = backend.get_vm(backend.create_vm(spec()))
+    info = backend.get_vm(backend.create_vm(spec()).backend_id)
 
     assert info.state == VmState.PROVISIONING
     assert info.addresses == ()
@@ -188,10 +192,23 @@ def test_reimage_with_os_patches_instance(fake: FakeVultr) -> None:
     backend = make_backend(fake)
     backend_id = running(fake, backend)
 
-    backend.reimage_vm(backend_id, "2284")
+    login = backend.reimage_vm(backend_id, "2284")
 
     assert sent(fake, "PATCH", f"/v2/instances/{backend_id}") == [{"os_id": 2284}]
     assert backend.get_vm(backend_id).state == VmState.PROVISIONING
+    assert login is None
+
+
+def test_reimage_with_os_installs_key_again(fake: FakeVultr) -> None:
+    backend = make_backend(fake)
+    backend_id = running(fake, backend)
+    fake.user_data[backend_id] = ""
+
+    backend.reimage_vm(backend_id, "2284", SSH_KEY)
+
+    body = sent(fake, "PATCH", f"/v2/instances/{backend_id}")[0]
+    assert body["os_id"] == 2284
+    assert SSH_KEY in fake.user_data[backend_id]
 
 
 def test_reimage_with_snapshot_restores(fake: FakeVultr) -> None:
@@ -200,9 +217,23 @@ def test_reimage_with_snapshot_restores(fake: FakeVultr) -> None:
     snapshot_id = backend.snapshot_vm(backend_id, "golden")
     fake.finish_snapshots()
 
-    backend.reimage_vm(backend_id, snapshot_id)
+    login = backend.reimage_vm(backend_id, snapshot_id, SSH_KEY)
 
     assert sent(fake, "POST", f"/v2/instances/{backend_id}/restore") == [{"snapshot_id": snapshot_id}]
+    assert login is None
+
+
+def test_public_images_leave_out_restore_entries(fake: FakeVultr) -> None:
+    backend = make_backend(fake)
+    fake.max_per_page = 1
+
+    images = backend.list_public_images()
+
+    assert [(image.backend_id, image.name) for image in images] == [
+        ("2136", "Debian 12 x64 (bookworm)"),
+        ("2284", "Ubuntu 24.04 LTS x64"),
+    ]
+    assert len(sent(fake, "GET", "/v2/os")) == 4
 
 
 def test_create_from_snapshot(fake: FakeVultr) -> None:
@@ -275,7 +306,7 @@ def test_console_before_install_raises(fake: FakeVultr) -> None:
     backend = make_backend(fake)
 
     with pytest.raises(BackendError, match="no console"):
-        backend.get_console_url(backend.create_vm(spec()))
+        backend.get_console_url(backend.create_vm(spec()).backend_id)
 
 
 def test_reverse_dns_for_ipv4_and_ipv6(fake: FakeVultr) -> None:

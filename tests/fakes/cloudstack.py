@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import itertools
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,7 @@ CUSTOM_OFFERING_ID = "b1e0f7a2-0000-4000-8000-000000000099"
 UBUNTU_TEMPLATE_ID = "c2d3e4f5-0000-4000-8000-000000000001"
 DEBIAN_TEMPLATE_ID = "c2d3e4f5-0000-4000-8000-000000000002"
 LINUX_OS_TYPE_ID = "d4e5f6a7-0000-4000-8000-000000000001"
+PASSWORD_BYTES = 9
 
 # java.net.URLEncoder leaves these bytes unencoded.
 JAVA_UNRESERVED = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*_")
@@ -96,6 +98,9 @@ class Template:
     format: str = "QCOW2"
     url: str | None = None
     reads_until_ready: int = 0
+    # A password-enabled template gets a new password at deploy and restore, returned
+    # in the job result.
+    passwordenabled: bool = False
 
 
 @dataclass
@@ -146,7 +151,14 @@ class FakeCloudStack(FakeProvider):
                 UBUNTU_TEMPLATE_ID, "Ubuntu 24.04", LINUX_OS_TYPE_ID, True, "Download Complete", False, 2_361_393_152
             ),
             DEBIAN_TEMPLATE_ID: Template(
-                DEBIAN_TEMPLATE_ID, "Debian 12", LINUX_OS_TYPE_ID, True, "Download Complete", False, 2_147_483_648
+                DEBIAN_TEMPLATE_ID,
+                "Debian 12",
+                LINUX_OS_TYPE_ID,
+                True,
+                "Download Complete",
+                False,
+                2_147_483_648,
+                passwordenabled=True,
             ),
         }
 
@@ -322,7 +334,7 @@ class FakeCloudStack(FakeProvider):
 
         def finish() -> dict[str, Any]:
             vm.state = "Running"
-            return {"virtualmachine": self._vm_view(vm, False)}
+            return {"virtualmachine": self._vm_view(vm, False, with_password=template.passwordenabled)}
 
         def fail() -> None:
             vm.state = "Error"
@@ -385,7 +397,8 @@ class FakeCloudStack(FakeProvider):
         def finish() -> dict[str, Any]:
             vm.templateid = template_id
             vm.state = previous
-            return {"virtualmachine": self._vm_view(vm, False)}
+            with_password = self.templates[template_id].passwordenabled
+            return {"virtualmachine": self._vm_view(vm, False, with_password=with_password)}
 
         return {"jobid": self._new_job("restoreVirtualMachine", vm.id, finish).id}
 
@@ -431,7 +444,7 @@ class FakeCloudStack(FakeProvider):
             raise ApiFailure(431, "Unable to find a virtual machine with specified vmId")
         raise _entity_missing(command, "id", params["id"])
 
-    def _vm_view(self, vm: Vm, with_stats: bool) -> dict[str, Any]:
+    def _vm_view(self, vm: Vm, with_stats: bool, *, with_password: bool = False) -> dict[str, Any]:
         offering = self.offerings[vm.serviceofferingid]
         view: dict[str, Any] = {
             "id": vm.id,
@@ -464,6 +477,8 @@ class FakeCloudStack(FakeProvider):
         if with_stats and vm.kib_read is not None:
             view["networkkbsread"] = vm.kib_read
             view["networkkbswrite"] = vm.kib_write
+        if with_password:
+            view["password"] = secrets.token_urlsafe(PASSWORD_BYTES)
         return view
 
     # Volumes, snapshots, templates.
@@ -567,7 +582,9 @@ class FakeCloudStack(FakeProvider):
             templates = [self.templates[params["id"]]]
         if template_filter in ("self", "selfexecutable"):
             templates = [t for t in templates if t.own]
-        if template_filter.endswith("executable") or template_filter == "featured":
+        if template_filter == "featured":
+            templates = [t for t in templates if t.isready and not t.own]
+        if template_filter.endswith("executable"):
             templates = [t for t in templates if t.isready or t.own]
 
         for template in templates:

@@ -334,6 +334,10 @@ class FakeDigitalOcean(FakeProvider):
         with self._state_lock:
             if request.arg("private") == "true":
                 images = list(self.images.values())
+            elif request.arg("type") == "distribution":
+                images = list(self.public_images.values())
+            elif request.arg("type") == "application":
+                images = []
             else:
                 images = list(self.public_images.values()) + list(self.images.values())
             return self._page(request, "images", images)

@@ -602,6 +602,14 @@ class FakeOpenStack(FakeProvider):
         except ValueError:
             return _glance_error(400, "limit param must be an integer")
         images = sorted(self.images.values(), key=lambda image: image.id)
+        # Glance's list filters; the next link carries them, as Glance's own does.
+        filters = {name: request.arg(name) for name in ("visibility", "status") if request.arg(name) is not None}
+        if filters.get("visibility") not in (None, "public", "private", "shared", "community", "all"):
+            return _glance_error(400, f"Invalid visibility value: {filters['visibility']}")
+        if filters.get("visibility") not in (None, "all"):
+            images = [image for image in images if image.visibility == filters["visibility"]]
+        if "status" in filters:
+            images = [image for image in images if image.status == filters["status"]]
         marker = request.arg("marker")
         if marker is not None:
             ids = [image.id for image in images]
@@ -616,7 +624,8 @@ class FakeOpenStack(FakeProvider):
             "schema": "/v2/schemas/images",
         }
         if len(images) > limit:
-            body["next"] = f"/v2/images?marker={page[-1].id}&limit={limit}"
+            query = "".join(f"&{name}={value}" for name, value in filters.items())
+            body["next"] = f"/v2/images?marker={page[-1].id}&limit={limit}{query}"
         return Response.json(body)
 
     def _create_image(self, request: Request) -> Response:

@@ -1,14 +1,16 @@
 """A small threaded HTTP server on 127.0.0.1 that test fakes of provider APIs build on.
 
 A fake subclasses `FakeProvider`, registers routes with `route(method, pattern)` and
-keeps its state in memory. Tests can make the next requests fail or hang to exercise
-error handling and timeouts.
+keeps its state in memory. Tests can make the next requests fail or hang, optionally
+only requests with a given method and path, to exercise error handling and timeouts.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,13 +59,45 @@ class Response:
 
 Handler = Callable[[Request], Response]
 
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class _Injected:
+    """A failure waiting for the next request that matches `method` and `path`.
+
+    `outcome` is the response to send instead of handling the request, or a delay in
+    seconds before handling it. `method` None matches every method; `path` is a regular
+    expression for the whole path, None matches every path.
+    """
+
+    outcome: Response | float
+    method: str | None = None
+    path: str | None = None
+
+    def matches(self, request: Request) -> bool:
+        if self.method is not None and request.method != self.method:
+            return False
+        return self.path is None or re.fullmatch(self.path, request.path) is not None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        # A client that gave up (a timeout test) closes its socket before the response is
+        # written; that is expected, so only other errors are printed.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeProvider:
     """Base of every fake provider: routing, failure injection, a request log."""
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._failures: list[Response | float] = []
+        self._failures: list[_Injected] = []
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -77,7 +111,7 @@ class FakeProvider:
 
     def dispatch(self, request: Request) -> Response:
         with self._lock:
-            injected = self._failures.pop(0) if self._failures else None
+            injected = self._take_failure(request)
             self.requests.append(request)
         if isinstance(injected, float):
             time.sleep(injected)
@@ -96,15 +130,35 @@ class FakeProvider:
 
     # Failure injection.
 
-    def fail_next(self, status: int = 500, body: bytes = b"internal error", count: int = 1) -> None:
-        """Answer the next `count` requests with `status` instead of handling them."""
-        with self._lock:
-            self._failures.extend(Response(status, body) for _ in range(count))
+    def fail_next(
+        self,
+        status: int = 500,
+        body: bytes = b"internal error",
+        count: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Respond to the next `count` matching requests with `status` instead of handling them.
 
-    def hang_next(self, seconds: float, count: int = 1) -> None:
-        """Delay the next `count` requests by `seconds` before handling them."""
+        `method` and `path` (a regular expression for the whole path) narrow which
+        requests match; other requests are handled as usual.
+        """
         with self._lock:
-            self._failures.extend(float(seconds) for _ in range(count))
+            self._failures.extend(_Injected(Response(status, body), _upper(method), path) for _ in range(count))
+
+    def hang_next(self, seconds: float, count: int = 1, *, method: str | None = None, path: str | None = None) -> None:
+        """Delay the next `count` matching requests by `seconds` before handling them."""
+        with self._lock:
+            self._failures.extend(_Injected(float(seconds), _upper(method), path) for _ in range(count))
+
+    def _take_failure(self, request: Request) -> Response | float | None:
+        """Remove and return the oldest injected failure that matches `request`."""
+        for index, injected in enumerate(self._failures):
+            if injected.matches(request):
+                del self._failures[index]
+                return injected.outcome
+        return None
 
     # Lifecycle.
 
@@ -144,14 +198,17 @@ class FakeProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((HOST, 0), _Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://{HOST}:{port}"
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _upper(method: str | None) -> str | None:
+    return method.upper() if method else None

@@ -157,6 +157,14 @@ class FakeVultr(FakeProvider):
             self.bandwidth: dict[str, dict[str, dict[str, int]]] = {}
             self.snapshots: dict[str, dict[str, Any]] = {}
             self.os_ids = {2136: "Debian 12 x64 (bookworm)", 2284: "Ubuntu 24.04 LTS x64"}
+            # The /os list: the installable systems above, plus the entries Vultr lists
+            # for custom ISOs and restores, which install no system of their own.
+            self.operating_systems = [
+                {"id": 2136, "name": self.os_ids[2136], "arch": "x64", "family": "debian"},
+                {"id": 2284, "name": self.os_ids[2284], "arch": "x64", "family": "ubuntu"},
+                {"id": 159, "name": "Custom", "arch": "x64", "family": "iso"},
+                {"id": 164, "name": "Snapshot", "arch": "x64", "family": "snapshot"},
+            ]
             self.plans = [_plan("vc2-1c-1gb", 1, 1024, 25, 1024), _plan("vc2-1c-2gb", 1, 2048, 55, 2048)]
             self._transitions: list[tuple[float, str, Callable[[dict[str, Any]], None]]] = []
             self._octets = itertools.count(10)
@@ -232,6 +240,7 @@ class FakeVultr(FakeProvider):
         self.route("GET", "/v2/snapshots/{id}", self._get_snapshot)
         self.route("DELETE", "/v2/snapshots/{id}", self._delete_snapshot)
         self.route("GET", "/v2/plans", self._list_plans)
+        self.route("GET", "/v2/os", self._list_operating_systems)
 
     # Instances.
 
@@ -326,6 +335,10 @@ class FakeVultr(FakeProvider):
                     return _error(400, "Invalid operating system.")
                 instance.update(os_id=body["os_id"], os=self.os_ids[body["os_id"]], server_status="installingbooting")
                 self._schedule(instance["id"], lambda item: item.update(server_status="ok"), due=float("inf"))
+            if "user_data" in body:
+                if not _is_base64(body["user_data"]):
+                    return _error(400, "user_data must be base64 encoded.")
+                self.user_data[instance["id"]] = base64.b64decode(body["user_data"]).decode()
             if "label" in body:
                 instance["label"] = body["label"]
             if "tags" in body:
@@ -490,6 +503,10 @@ class FakeVultr(FakeProvider):
     def _list_plans(self, request: Request) -> Response:
         with self._state_lock:
             return self._page(request, "plans", list(self.plans))
+
+    def _list_operating_systems(self, request: Request) -> Response:
+        with self._state_lock:
+            return self._page(request, "os", list(self.operating_systems))
 
     # Cursor pagination: the cursor is an opaque token, here the base64 of an offset.
 

@@ -1,0 +1,1 @@
+"""Customer images: URL checks, fetching, snapshots, storage billing state."""

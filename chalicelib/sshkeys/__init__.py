@@ -1,0 +1,1 @@
+"""Customer SSH public keys: format checks and storage."""

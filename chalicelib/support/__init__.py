@@ -1,0 +1,1 @@
+"""Customer support: tickets with message threads, and announcements."""

@@ -1,0 +1,1 @@
+"""Read-only views of an account's usage: its runway and its bandwidth pools."""
