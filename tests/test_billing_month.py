@@ -50,7 +50,6 @@ def reference_vm_charge(start: datetime, end: datetime | None, plans: list[tuple
         hours = max(1, math.ceil((end - start).total_seconds() / 3600))
     total = 0
     for index in range(hours):
-        hour_start = start + index * HOUR
         plan = plans[0][1]
         for resized_at, new_plan in plans[1:]:
             resized_hour = math.floor((resized_at - start).total_seconds() / 3600)

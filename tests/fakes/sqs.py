@@ -5,7 +5,6 @@ a SigV4 Authorization header are rejected as the real service does."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 
 from tests.fakes.server import FakeProvider, Request, Response
