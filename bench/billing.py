@@ -38,6 +38,7 @@ WARM_UP_VMS_PER_ACCOUNT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the warm-up and every scenario, print a table per scenario and then the figures."""
     args = _parse_args(argv)
     prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     port = dynamodb_local.free_port()

@@ -223,3 +223,47 @@ def test_statement_csv_has_opening_lines_and_closing(client: Client) -> None:
     assert rows[1][1] == "opening_balance" and rows[1][-1] == "0.00"
     assert [row[1] for row in rows[2:-1]] == ["payment", "vm"]
     assert rows[-1][1] == "closing_balance" and rows[-1][-1] == "19.9925"
+
+
+def test_deeply_nested_json_is_rejected(client: Client) -> None:
+    status, error = call(client, "POST", "/v1/auth/login", raw=b"[" * 30000 + b"]" * 30000)
+    assert status == 400
+    assert error["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("month", ["0000-01", "9999-12", "1999-12"])
+def test_ledger_month_outside_range_is_rejected(client: Client, month: str) -> None:
+    token = signed_in(client)
+    for path in ("/v1/ledger", "/v1/ledger.csv"):
+        status, error = call(client, "GET", f"{path}?month={month}", token=token)
+        assert status == 400
+        assert error["error"]["field"] == "month"
+
+
+def test_parallel_creates_never_exceed_vm_limit(client: Client) -> None:
+    import threading
+
+    from chalicelib.models.accounts import Account
+    from chalicelib.vms.service import create_vm, list_vms
+
+    token = signed_in(client)
+    call(client, "POST", "/v1/payments", {"gateway": "demo", "amount": "20.00"}, token)
+    account = next(iter(Account.scan()))
+    results: list[str] = []
+
+    def create(index: int) -> None:
+        try:
+            create_vm(Account.get(account.account_id), f"p{index}", "demo", "s1", "debian-12")
+            results.append("created")
+        except Exception as error:  # noqa: BLE001 - the outcome is what the test counts
+            results.append(type(error).__name__)
+
+    threads = [threading.Thread(target=create, args=(index,)) for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(list_vms(account.account_id)) <= account.vm_limit
+    assert results.count("created") == len(list_vms(account.account_id))
+    assert set(results) <= {"created", "LimitReached"}

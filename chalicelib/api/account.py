@@ -18,7 +18,9 @@ from chalicelib.money import money_json
 
 blueprint = Blueprint(__name__)
 
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# Years 2000 to 2999: the ledger holds no earlier line, and the pattern keeps month
+# arithmetic inside what datetime supports.
+MONTH_PATTERN = re.compile(r"^2\d{3}-(0[1-9]|1[0-2])$")
 
 
 @route(blueprint, "/v1/account", ["GET"])
@@ -40,7 +42,7 @@ def get_account() -> object:
 def _requested_month() -> str:
     month = query_param(blueprint.current_request.query_params, "month") or month_key(now())
     if not MONTH_PATTERN.match(month):
-        raise InvalidRequest("month must be YYYY-MM, for example 2026-12", field="month")
+        raise InvalidRequest("month must be YYYY-MM between 2000-01 and 2999-12, for example 2026-12", field="month")
     return month
 
 

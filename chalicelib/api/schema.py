@@ -112,6 +112,8 @@ def decode_json(raw_body: str | bytes | None) -> Any:
         return json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("request body nests JSON too deeply") from None
 
 
 def query_param(params: Mapping[str, str] | None, name: str) -> str | None:

@@ -42,13 +42,14 @@ def _plan_gib(catalog: Catalog):  # type: ignore[no-untyped-def]
     return lambda plan_id: int(catalog.any_plan(plan_id).bandwidth_gib or 0)
 
 
-def settle(account_id: str, vms: list[Vm], catalog: Catalog, month: str | None = None) -> int:
+def settle(account_id: str, vms: list[Vm], catalog: Catalog, month: str | None = None, account: Account | None = None) -> int:
     """Charge new overage and send due notices for every region used in `month`.
 
     Returns the amount charged, in micro-units (negative or zero).
     """
     month = month or month_key(now())
-    account = Account.get(account_id, consistent_read=True)
+    if account is None:
+        account = Account.get(account_id, consistent_read=True)
     charged = 0
     for key, used in sorted(account.bandwidth_used.items()):
         region, _, used_month = key.partition("|")

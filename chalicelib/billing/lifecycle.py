@@ -28,9 +28,13 @@ NOTICES_BEFORE_TERMINATION = 10
 TERMINATION_DEBT_HOURS = 168  # terminate once the debt exceeds a week of current cost
 
 
-def review(account_id: str, hourly_cost: int) -> str | None:
-    """Take the next life-cycle step the account's balance calls for; return its name."""
-    account = Account.get(account_id, consistent_read=True)
+def review(account_id: str, hourly_cost: int, account: Account | None = None) -> str | None:
+    """Take the next life-cycle step the account's balance calls for; return its name.
+
+    Pass `account` when the caller holds a copy as fresh as a consistent read.
+    """
+    if account is None:
+        account = Account.get(account_id, consistent_read=True)
     balance = account.balance_micros
 
     if hourly_cost <= 0:

@@ -105,6 +105,7 @@ def create_vm(
     )
     vm.billing_sort = f"{account.account_id}#{vm.vm_id}"
     vm.save()
+    _enforce_vm_limit(account, vm)
 
     spec = VmSpec(
         name=name,
@@ -159,6 +160,17 @@ def _check_credit_and_limit(account: Account) -> None:
         raise InsufficientCredit(f"creating a VM needs at least {format_micros(minimum)} of credit")
     if len(list_vms(account.account_id)) >= account.vm_limit:
         raise LimitReached(f"this account may have at most {account.vm_limit} VMs; contact support to raise it")
+
+
+def _enforce_vm_limit(account: Account, vm: Vm) -> None:
+    """Count the account's live VMs again after recording `vm`, and withdraw it if the
+    count went over the limit. Concurrent creations may then all be refused, but the
+    limit is never exceeded, because each sees the records of the others."""
+    live = [item for item in Vm.query(account.account_id, consistent_read=True) if item.state in LIVE_STATES]
+    if len(live) <= account.vm_limit:
+        return
+    vm.delete()
+    raise LimitReached(f"this account may have at most {account.vm_limit} VMs; contact support to raise it")
 
 
 def _mark_failed(vm: Vm, error: LobsterError) -> None:
