@@ -60,7 +60,7 @@ class Address:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """What a customer asked for, translated to the region's backend ids."""
+    """A customer's VM request, translated to the region's backend ids."""
 
     name: str
     plan_backend_id: str
@@ -124,8 +124,8 @@ class ActionDescriptor:
 class Backend(ABC):
     """Base class of every backend.
 
-    `settings` holds the region's non-secret configuration (endpoint URL, provider
-    region, ...); `secrets` holds credentials and is never logged.
+    `settings` contains the region's non-secret configuration (endpoint URL, provider
+    region, ...). `secrets` contains credentials and is never logged.
     """
 
     TYPE: ClassVar[str]
@@ -159,7 +159,7 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_vm(self, backend_id: str) -> None:
-        """Delete a VM. A VM the provider no longer knows counts as deleted."""
+        """Delete a VM. A VM the provider no longer has counts as deleted."""
 
     @abstractmethod
     def get_vm(self, backend_id: str) -> VmInfo:
