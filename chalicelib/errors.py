@@ -1,5 +1,5 @@
 """The error tree. Every failure a caller can act on is a LobsterError subclass named by
-its outcome; the API edge turns it into `{"error": {"code", "message", "field"}}` with
+its outcome. The API edge turns it into `{"error": {"code", "message", "field"}}` with
 the status it carries. Anything else is a 500 that reveals no internals.
 """
 
@@ -84,7 +84,7 @@ class BackendError(LobsterError):
 
 
 class BackendUnavailable(BackendError):
-    """The provider did not answer in time or answered with a server error."""
+    """The provider timed out or returned a server error."""
 
     status = 503
     code = "backend_unavailable"

@@ -32,7 +32,11 @@ def call(client: Client, method: str, path: str, body: Any = None, token: str | 
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    payload = b""
+    if raw is not None:
+        payload = raw
+    elif body is not None:
+        payload = json.dumps(body).encode()
     response = client.http.request(method, path, headers=headers, body=payload)
     return response.status_code, json.loads(response.body or b"null")
 
@@ -220,9 +224,11 @@ def test_statement_csv_has_opening_lines_and_closing(client: Client) -> None:
     assert response.headers["Content-Type"].startswith("text/csv")
     rows = [row.split(",") for row in response.body.decode().strip().split("\r\n")]
     assert rows[0] == ["time", "kind", "description", "amount", "currency", "balance"]
-    assert rows[1][1] == "opening_balance" and rows[1][-1] == "0.00"
+    assert rows[1][1] == "opening_balance"
+    assert rows[1][-1] == "0.00"
     assert [row[1] for row in rows[2:-1]] == ["payment", "vm"]
-    assert rows[-1][1] == "closing_balance" and rows[-1][-1] == "19.9925"
+    assert rows[-1][1] == "closing_balance"
+    assert rows[-1][-1] == "19.9925"
 
 
 def test_deeply_nested_json_is_rejected(client: Client) -> None:

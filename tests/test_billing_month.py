@@ -1,8 +1,9 @@
 """A simulated month of hourly runs, compared account by account with a reference
 calculation written here from the billing rules, independently of the billing code.
 
-Accounts: one with VMs created and deleted at odd minutes, a resize and an image; one
-whose credit runs out, is suspended, pays and is unsuspended; one above its bandwidth pool.
+Accounts: one with VMs created and deleted at odd minutes, a resize and an image. A
+second one runs out of credit, is suspended, pays and is unsuspended. A third one goes
+above its bandwidth pool.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def bill(hour_text: str | None) -> int:
     """Run the deployed hourly handler as its schedule would for `hour_text`.
 
     In the local stage the clock is set to that scheduled time, so an hour that has not
-    ended yet can be billed to see charges; elsewhere only ended hours are accepted.
+    ended yet can be billed to see charges. Other stages accept only ended hours.
     """
     import app
     from chalicelib.billing.jobs import scheduled_event

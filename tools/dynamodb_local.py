@@ -53,7 +53,7 @@ def find_distribution() -> Path:
 
 
 def start(port: int | None = None, data_dir: Path | None = None, log_path: Path | None = None) -> DynamoDbLocal:
-    """Start DynamoDB Local and wait until it answers; in memory unless `data_dir` is given."""
+    """Start DynamoDB Local and wait until it responds; in memory unless `data_dir` is given."""
     port = port or free_port()
     dist = find_distribution()
     storage = ["-dbPath", str(data_dir)] if data_dir else ["-inMemory"]
@@ -88,7 +88,7 @@ def _wait_until_ready(server: DynamoDbLocal) -> None:
             return
         time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"DynamoDB Local did not answer on {server.endpoint} within {STARTUP_TIMEOUT_SECONDS} s")
+    raise RuntimeError(f"DynamoDB Local did not respond on {server.endpoint} within {STARTUP_TIMEOUT_SECONDS} s; see its log")
 
 
 def is_ready(endpoint: str) -> bool:

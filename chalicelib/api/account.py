@@ -18,7 +18,7 @@ from chalicelib.money import money_json
 
 blueprint = Blueprint(__name__)
 
-# Years 2000 to 2999: the ledger holds no earlier line, and the pattern keeps month
+# Years 2000 to 2999: the ledger contains no earlier line, and the pattern keeps month
 # arithmetic inside what datetime supports.
 MONTH_PATTERN = re.compile(r"^2\d{3}-(0[1-9]|1[0-2])$")
 

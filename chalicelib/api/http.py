@@ -2,7 +2,7 @@
 rate limits, Idempotency-Key handling, JSON responses.
 
 Every LobsterError becomes `{"error": {"code", "message", "field"}}` with its status;
-anything else is logged and answered with a 500 that reveals no internals. Every route has
+anything else is logged and returned as a 500 that reveals no internals. Every route has
 an action name ("vms:create"), which API keys are limited by and rate limits are keyed on.
 The client address is API Gateway's `requestContext.identity.sourceIp`, never a header.
 """

@@ -388,7 +388,7 @@ class LibcloudBackend(Backend):
     def _translate(self, operation: str, exc: Exception) -> LobsterError:
         provider = self.provider
         if isinstance(exc, requests.Timeout):
-            return BackendUnavailable(f"{provider} did not answer in time")
+            return BackendUnavailable(f"{provider} timed out; try again shortly")
         if isinstance(exc, (requests.ConnectionError, ConnectionError)):
             return BackendUnavailable(f"{provider} could not be reached")
         if isinstance(exc, NotImplementedError):

@@ -31,7 +31,7 @@ TERMINATION_DEBT_HOURS = 168  # terminate once the debt exceeds a week of curren
 def review(account_id: str, hourly_cost: int, account: Account | None = None) -> str | None:
     """Take the next life-cycle step the account's balance calls for; return its name.
 
-    Pass `account` when the caller holds a copy as fresh as a consistent read.
+    Pass `account` when the caller has a copy as fresh as a consistent read.
     """
     if account is None:
         account = Account.get(account_id, consistent_read=True)

@@ -269,10 +269,10 @@ def _image_exists_during(image: Image, period: datetime) -> bool:
 
 
 def _claim(line: LedgerLine) -> LedgerLine | None:
-    """Write an hourly line; return the stored line if the hourly batch owns it.
+    """Write an hourly line and return the stored line if the hourly batch owns it.
 
-    A line already written by an earlier attempt of the hourly batch is adopted as
-    stored; a line that a deletion already charged belongs to that deletion.
+    A line that an earlier attempt of the hourly batch wrote is adopted as stored. A line
+    that a deletion already charged belongs to that deletion, so None is returned.
     """
     try:
         line.save(condition=LedgerLine.line_key.does_not_exist())

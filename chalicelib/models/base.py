@@ -35,7 +35,7 @@ class BaseMeta:
 
 @lru_cache(maxsize=1)
 def connection() -> Connection:
-    """The low-level connection that transactions use, at the configured endpoint."""
+    """Return the low-level connection that transactions use, at the configured endpoint."""
     config = settings()
     return Connection(region=config.region, host=config.dynamodb_endpoint, max_retry_attempts=3)
 
@@ -89,4 +89,4 @@ def _reject_floats(value: Any) -> None:
 
 
 def _reject_float_text(text: str) -> Any:
-    raise TypeError(f"stored JSON holds the float {text}; amounts are integers")
+    raise TypeError(f"stored JSON contains the float {text}; amounts must be integers")

@@ -72,7 +72,7 @@ class HttpClient:
             try:
                 response = self.session.request(method, url, **kwargs)
             except requests.Timeout as exc:
-                failure: Exception = BackendUnavailable(f"{self.provider} did not answer in time")
+                failure: Exception = BackendUnavailable(f"{self.provider} timed out; try again shortly")
                 cause: Exception = exc
             except requests.ConnectionError as exc:
                 failure, cause = BackendUnavailable(f"{self.provider} could not be reached"), exc

@@ -1,8 +1,8 @@
 """VM life cycle on top of a region's backend.
 
 A VM item exists before the backend is asked to create it, so a crash never leaves a
-running VM unknown to billing. A VM is charged only once the backend reports it running;
-a deletion charges the last partial hour at once and keeps the VM visible, marked
+running VM unknown to billing. A VM is charged only once the backend reports it running.
+A deletion charges the last partial hour at once and keeps the VM visible, marked
 "deleting", until the backend confirms the delete.
 """
 
@@ -165,7 +165,7 @@ def _check_credit_and_limit(account: Account) -> None:
 def _enforce_vm_limit(account: Account, vm: Vm) -> None:
     """Count the account's live VMs again after recording `vm`, and withdraw it if the
     count went over the limit. Concurrent creations may then all be refused, but the
-    limit is never exceeded, because each sees the records of the others."""
+    limit is never exceeded, because each request counts the records of the others."""
     live = [item for item in Vm.query(account.account_id, consistent_read=True) if item.state in LIVE_STATES]
     if len(live) <= account.vm_limit:
         return
