@@ -27,8 +27,15 @@ $(NODE_STAMP): package.json package-lock.json
 run: $(STAMP) $(NODE_STAMP)
 	$(PY) -m tools.local_run
 
-test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest -q -n auto
+# The browser tests drive Debian's Chromium; install it when it is missing (needs root or sudo).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 check: lint test
 

@@ -15,7 +15,7 @@ from chalicelib.payments import jobs as payment_jobs
 # Route modules of chalicelib.api, each with a `blueprint`.
 ROUTE_MODULES = (
     "system", "auth", "account", "apikeys", "catalog", "payments", "vms", "webhooks", "billing_views", "images",
-    "sshkeys", "support", "admin", "admin_catalog",
+    "sshkeys", "support", "admin", "admin_catalog", "panel",
 )
 # Event functions (schedules, the queue worker) answer no HTTP request: .chalice/config.json
 # sets LOBSTER_ROUTES=off for them, so their cold start skips importing the API.

@@ -27,7 +27,8 @@ DEFAULT_ADDRESS = "203.0.113.7"
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str]
+    # A header sent several times, such as Set-Cookie, holds the list of its values.
+    headers: dict[str, Any]
 
     @property
     def error_field(self) -> str | None:
@@ -60,7 +61,8 @@ class ApiCaller:
         except LocalGatewayException as error:
             return Reply(error.CODE, json.loads(error.body or b"null"), dict(error.headers))
         raw_body = response.get("body") or ""
-        return Reply(response["statusCode"], json.loads(raw_body) if raw_body else None, dict(response["headers"]))
+        headers = {**response["headers"], **response.get("multiValueHeaders", {})}
+        return Reply(response["statusCode"], json.loads(raw_body) if raw_body else None, headers)
 
     def sign_up(self, email: str, password: str = PASSWORD, source_ip: str = DEFAULT_ADDRESS) -> str:
         """Sign up and return the account id; the address stays unverified."""

@@ -6,8 +6,9 @@ import re
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.http import SECURITY_HEADERS, current_account, json_response, route
-from chalicelib.api.schema import query_param
+from chalicelib.accounts import cookies
+from chalicelib.api.http import SECURITY_HEADERS, current_account, json_response, request_query, route
+from chalicelib.api.schema import Field, Schema
 from chalicelib.billing.costs import hourly_cost
 from chalicelib.billing.ledger import month_lines
 from chalicelib.billing.statements import statement_csv
@@ -21,15 +22,22 @@ blueprint = Blueprint(__name__)
 # Years 2000 to 2999: the ledger contains no earlier line, and the pattern keeps month
 # arithmetic inside what datetime supports.
 MONTH_PATTERN = re.compile(r"^2\d{3}-(0[1-9]|1[0-2])$")
+LEDGER_QUERY = Schema("LedgerQuery", (Field("month", required=False, max_length=7, description="UTC month as YYYY-MM; default the current month"),))
 
 
 @route(blueprint, "/v1/account", ["GET"])
 def get_account() -> object:
-    account = current_account(blueprint.current_request)
+    request = blueprint.current_request
+    account = current_account(request)
     return json_response(
         {
             "account_id": account.account_id,
             "email": account.email,
+            "email_verified": account.email_verified,
+            "role": account.role,
+            "status": account.status,
+            # True while an admin's panel session looks at this account as the customer.
+            "impersonated": cookies.admin_session_from_cookies(request.headers) is not None,
             "currency": settings().currency,
             "balance": money_json(account.balance_micros),
             "hourly_cost": money_json(hourly_cost(account.account_id)),
@@ -40,13 +48,13 @@ def get_account() -> object:
 
 
 def _requested_month() -> str:
-    month = query_param(blueprint.current_request.query_params, "month") or month_key(now())
+    month = request_query().get("month") or month_key(now())
     if not MONTH_PATTERN.match(month):
         raise InvalidRequest("month must be YYYY-MM between 2000-01 and 2999-12, for example 2026-12", field="month")
     return month
 
 
-@route(blueprint, "/v1/ledger.csv", ["GET"])
+@route(blueprint, "/v1/ledger.csv", ["GET"], query=LEDGER_QUERY, media_type="text/csv")
 def get_statement() -> object:
     account = current_account(blueprint.current_request)
     month = _requested_month()
@@ -61,7 +69,7 @@ def get_statement() -> object:
     )
 
 
-@route(blueprint, "/v1/ledger", ["GET"])
+@route(blueprint, "/v1/ledger", ["GET"], query=LEDGER_QUERY)
 def get_ledger() -> object:
     account = current_account(blueprint.current_request)
     month = _requested_month()

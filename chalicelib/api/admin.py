@@ -9,7 +9,6 @@ caller's address, reads included; a call that fails changes and records nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +16,13 @@ from chalice import Blueprint
 from chalice.app import Request
 
 from chalicelib import audit
+from chalicelib.accounts import cookies
 from chalicelib.admin import users, vms
 from chalicelib.admin.paging import Page
 from chalicelib.api import idempotency
-from chalicelib.api.http import current_account, json_response, route
+from chalicelib.api.http import current_account, json_response, request_body, request_query, route
 from chalicelib.api.schema import Field, Schema, query_param
+from chalicelib.config import settings
 from chalicelib.errors import Conflict, Forbidden, InvalidRequest
 from chalicelib.models.accounts import Account
 from chalicelib.models.audit import AuditEvent
@@ -41,11 +42,48 @@ CREDIT_ADJUSTMENT = Schema(
     ),
 )
 VM_LIMIT = Schema("AdminVmLimit", (Field("vm_limit", kind=int, description=f"0 to {users.MAX_VM_LIMIT}"),))
+PAGE_FIELDS = (
+    Field("limit", required=False, max_length=8, description=f"Items per page, 1 to {audit.MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}"),
+    Field("cursor", required=False, max_length=1024, description="cursor of the previous page"),
+)
+USERS_QUERY = Schema(
+    "AdminUsersQuery",
+    (
+        Field("id", required=False, max_length=64, description="Account id; send this or email"),
+        Field("email", required=False, max_length=254, description="Start of the e-mail address; send this or id"),
+        *PAGE_FIELDS,
+    ),
+)
+VMS_QUERY = Schema(
+    "AdminVmsQuery",
+    (
+        Field("account_id", required=False, max_length=64, description="Only this account's VMs"),
+        Field("state", required=False, max_length=32, description="Only VMs in this state"),
+        *PAGE_FIELDS,
+    ),
+)
+PAYMENTS_QUERY = Schema(
+    "AdminPaymentsQuery",
+    (
+        Field("account_id", required=False, max_length=64, description="Only this account's payments"),
+        Field("flagged", required=False, max_length=5, description="true keeps the payments flagged for the operator"),
+        *PAGE_FIELDS,
+    ),
+)
+AUDIT_QUERY = Schema(
+    "AdminAuditQuery",
+    (
+        Field("day", required=False, max_length=10, description="UTC day as YYYY-MM-DD; default today"),
+        Field("target", required=False, max_length=200, description="Only events about this target, such as account:<id>"),
+        *PAGE_FIELDS,
+    ),
+)
 
 
-def admin_route(path: str, methods: list[str], *, secret_fields: tuple[str, ...] = ()) -> Any:
-    """Register an admin route: session credentials only, never an API key."""
-    return route(blueprint, path, methods, session_only=True, secret_fields=secret_fields)
+def admin_route(path: str, methods: list[str], **options: Any) -> Any:
+    """Register an admin route: session credentials only, never an API key. `options`
+    (secret_fields, body, query, status) pass on to `route`."""
+    return route(blueprint, path, methods, session_only=True, **options)
 
 
 def require_admin(request: Request) -> Account:
@@ -133,11 +171,11 @@ def vm_json(vm: Any) -> dict[str, Any]:
     }
 
 
-@admin_route("/v1/admin/users", ["GET"])
+@admin_route("/v1/admin/users", ["GET"], query=USERS_QUERY)
 def search_users() -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    params: Mapping[str, str] = request.query_params or {}
+    params = request_query()
     account_id, email = params.get("id"), params.get("email")
     if bool(account_id) == bool(email):
         raise InvalidRequest("send exactly one of the query parameters id and email", field="email")
@@ -168,7 +206,7 @@ def view_user(account_id: str) -> object:
     return json_response(body)
 
 
-@admin_route("/v1/admin/users/{account_id}/credit", ["POST"])
+@admin_route("/v1/admin/users/{account_id}/credit", ["POST"], body=CREDIT_ADJUSTMENT)
 def adjust_user_credit(account_id: str) -> object:
     """Credit or debit an account; the Idempotency-Key header is required and is the adjustment id."""
     request = blueprint.current_request
@@ -176,7 +214,7 @@ def adjust_user_credit(account_id: str) -> object:
     adjustment_id = idempotency.read_key(request.headers)
     if adjustment_id is None:
         raise InvalidRequest(f"send an {idempotency.HEADER} header, such as a UUID, so a retry cannot credit twice", field=idempotency.HEADER)
-    body = CREDIT_ADJUSTMENT.parse_body(request.raw_body)
+    body = request_body()
     amount = _adjustment_amount(body["amount"])
     reason = body["reason"].strip()
     if not reason:
@@ -205,11 +243,11 @@ def _adjustment_amount(text: str) -> int:
     return amount
 
 
-@admin_route("/v1/admin/users/{account_id}/vm-limit", ["PUT"])
+@admin_route("/v1/admin/users/{account_id}/vm-limit", ["PUT"], body=VM_LIMIT)
 def set_user_vm_limit(account_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    vm_limit = VM_LIMIT.parse_body(request.raw_body)["vm_limit"]
+    vm_limit = request_body()["vm_limit"]
     event = admin_event(request, admin, "user.vm_limit", f"account:{account_id}", {"vm_limit": vm_limit})
     return json_response(account_json(users.set_vm_limit(account_id, vm_limit, event)))
 
@@ -230,13 +268,24 @@ def enable_user(account_id: str) -> object:
     return json_response(account_json(users.set_status(account_id, users.STATUS_ACTIVE, event)))
 
 
-@admin_route("/v1/admin/users/{account_id}/impersonate", ["POST"], secret_fields=("token",))
+@admin_route("/v1/admin/users/{account_id}/impersonate", ["POST"], secret_fields=("token",), status=201)
 def impersonate_user(account_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
     event = admin_event(request, admin, "user.impersonate", f"account:{account_id}")
     token = users.impersonate(account_id, event)
-    return json_response({"account_id": account_id, "token": token, "token_type": "Bearer"}, 201)
+    if not _uses_panel_cookie(request):
+        return json_response({"account_id": account_id, "token": token, "token_type": "Bearer"}, 201)
+
+    # From the panel, the browser switches to the customer's session, and the admin's own
+    # session waits in a cookie until the impersonation logs out.
+    admin_token = cookies.session_from_cookies(request.headers) or ""
+    switch = cookies.impersonation_cookies(token, admin_token, settings().session_hours * 3600)
+    return json_response({"account_id": account_id, "token": None, "token_type": "Cookie"}, 201, {"Set-Cookie": switch})
+
+
+def _uses_panel_cookie(request: Request) -> bool:
+    return not request.headers.get("authorization") and cookies.session_from_cookies(request.headers) is not None
 
 
 @admin_route("/v1/admin/users/{account_id}", ["DELETE"])
@@ -251,11 +300,11 @@ def delete_user(account_id: str) -> object:
 # VMs.
 
 
-@admin_route("/v1/admin/vms", ["GET"])
+@admin_route("/v1/admin/vms", ["GET"], query=VMS_QUERY)
 def list_all_vms() -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    params: Mapping[str, str] = request.query_params or {}
+    params = request_query()
     page = vms.list_vms(page_limit(request), params.get("cursor"), params.get("account_id"), params.get("state"))
     audit_read(request, admin, "vm.list", f"account:{params['account_id']}" if params.get("account_id") else "vm:*")
     return json_response({"vms": [vm_json(vm) for vm in page.items], "cursor": page.cursor})
@@ -306,12 +355,12 @@ def payment_json(payment: Any) -> dict[str, Any]:
     }
 
 
-@admin_route("/v1/admin/payments", ["GET"])
+@admin_route("/v1/admin/payments", ["GET"], query=PAYMENTS_QUERY)
 def list_payments() -> object:
     """List payments, newest first per page; `flagged=true` keeps those flagged for the operator."""
     request = blueprint.current_request
     admin = require_admin(request)
-    params: Mapping[str, str] = request.query_params or {}
+    params = request_query()
     flagged = params.get("flagged")
     if flagged not in (None, "true", "false"):
         raise InvalidRequest("flagged must be true or false", field="flagged")
@@ -327,12 +376,12 @@ def list_payments() -> object:
 # The audit log.
 
 
-@admin_route("/v1/admin/audit", ["GET"])
+@admin_route("/v1/admin/audit", ["GET"], query=AUDIT_QUERY)
 def list_audit() -> object:
     """List the audit events of one UTC day (`day`, default today) or of one `target`, newest first."""
     request = blueprint.current_request
     admin = require_admin(request)
-    params: Mapping[str, str] = request.query_params or {}
+    params = request_query()
     limit, cursor = page_limit(request), params.get("cursor")
     target = params.get("target")
 

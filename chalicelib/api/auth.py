@@ -1,18 +1,20 @@
 """Account routes: sign-up, e-mail verification, log-in and log-out, password change and
 password reset by e-mail.
 
-A password reset request returns 202 whether or not the address has an account.
+A password reset request returns 202 whether or not the address has an account. A log-in
+with `"session": "cookie"` (the web panel's) answers with HttpOnly cookies instead of a token.
 """
 
 from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.accounts import recovery, service, verification
+from chalicelib.accounts import cookies, recovery, service, verification
 from chalicelib.accounts.ratelimit import hit_account_limit
-from chalicelib.api.http import current_principal, empty_response, json_response, route
+from chalicelib.api.http import current_principal, empty_response, json_response, request_body, route
 from chalicelib.api.schema import Field, Schema
-from chalicelib.errors import InvalidRequest
+from chalicelib.config import settings
+from chalicelib.errors import InvalidRequest, LobsterError
 
 blueprint = Blueprint(__name__)
 
@@ -21,6 +23,19 @@ CREDENTIALS = Schema(
     (
         Field("email", max_length=254, description="E-mail address"),
         Field("password", max_length=256, description="At least 10 characters"),
+    ),
+)
+SESSION_KINDS = ("token", "cookie")
+LOGIN = Schema(
+    "LogIn",
+    (
+        *CREDENTIALS.fields,
+        Field(
+            "session",
+            required=False,
+            max_length=16,
+            description='"token" (the default) returns a bearer token; "cookie" sets HttpOnly session cookies for the web panel',
+        ),
     ),
 )
 TOKEN = Schema("EmailToken", (Field("token", max_length=128, description="Token from the e-mail"),))
@@ -42,67 +57,93 @@ PASSWORD_CHANGE = Schema(
 )
 
 
-@route(blueprint, "/v1/auth/signup", ["POST"], action="auth:signup", public=True)
+@route(blueprint, "/v1/auth/signup", ["POST"], action="auth:signup", public=True, body=CREDENTIALS, status=201)
 def sign_up() -> object:
-    body = CREDENTIALS.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     account = service.sign_up(body["email"], body["password"])
     return json_response({"account_id": account.account_id, "email": account.email, "email_verified": False}, 201)
 
 
-@route(blueprint, "/v1/auth/login", ["POST"], action="auth:login", public=True, secret_fields=("token",))
+@route(blueprint, "/v1/auth/login", ["POST"], action="auth:login", public=True, secret_fields=("token",), body=LOGIN)
 def log_in() -> object:
-    body = CREDENTIALS.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
+    kind = body.get("session", "token")
+    if kind not in SESSION_KINDS:
+        raise InvalidRequest(f"session must be one of {', '.join(SESSION_KINDS)}", field="session")
     _hit_email_limit("auth:login", body["email"])
+
     token = service.log_in(body["email"], body["password"])
-    return json_response({"token": token, "token_type": "Bearer"})
+    if kind == "token":
+        return json_response({"token": token, "token_type": "Bearer"})
+    headers = {"Set-Cookie": cookies.login_cookies(token, _session_seconds())}
+    return json_response({"token": None, "token_type": "Cookie"}, headers=headers)
 
 
-@route(blueprint, "/v1/auth/logout", ["POST"], action="auth:logout", session_only=True)
+@route(blueprint, "/v1/auth/logout", ["POST"], action="auth:logout", session_only=True, status=(200, 204))
 def log_out() -> object:
-    principal = current_principal(blueprint.current_request)
+    request = blueprint.current_request
+    principal = current_principal(request)
     if principal.session is not None:
         service.log_out(principal.session)
+
+    admin_token = cookies.admin_session_from_cookies(request.headers)
+    if admin_token and _is_live_session(admin_token):
+        return json_response({"restored": "admin"}, headers={"Set-Cookie": cookies.restore_admin_cookies(admin_token, _session_seconds())})
+    if cookies.session_from_cookies(request.headers):
+        return json_response({"restored": None}, headers={"Set-Cookie": cookies.logout_cookies()})
     return empty_response()
 
 
-@route(blueprint, "/v1/auth/verify", ["POST"], action="auth:verify", public=True)
+@route(blueprint, "/v1/auth/verify", ["POST"], action="auth:verify", public=True, body=TOKEN)
 def verify_email() -> object:
-    body = TOKEN.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     account = verification.verify_email(body["token"])
     return json_response({"account_id": account.account_id, "email": account.email, "email_verified": True})
 
 
-@route(blueprint, "/v1/auth/verify-request", ["POST"], action="auth:verify-request")
+@route(blueprint, "/v1/auth/verify-request", ["POST"], action="auth:verify-request", status=202)
 def request_verification() -> object:
     account = current_principal(blueprint.current_request).account
     verification.request_verification(account)
     return json_response({"message": f"a verification token was sent to {account.email}"}, 202)
 
 
-@route(blueprint, "/v1/auth/reset-request", ["POST"], action="auth:reset-request", public=True)
+@route(blueprint, "/v1/auth/reset-request", ["POST"], action="auth:reset-request", public=True, body=RESET_REQUEST, status=202)
 def request_password_reset() -> object:
-    body = RESET_REQUEST.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     email = service.normalise_email(body["email"])
     _hit_email_limit("auth:reset-request", email)
     recovery.request_password_reset(email)
     return json_response({"message": "if an account uses this address, a reset token was sent to it"}, 202)
 
 
-@route(blueprint, "/v1/auth/reset", ["POST"], action="auth:reset", public=True)
+@route(blueprint, "/v1/auth/reset", ["POST"], action="auth:reset", public=True, body=RESET)
 def reset_password() -> object:
-    body = RESET.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     recovery.reset_password(body["token"], body["new_password"], body["new_password_confirmation"])
     return json_response({"message": "password changed and every session logged out; log in with the new password"})
 
 
-@route(blueprint, "/v1/account/password", ["POST"], action="account:password", session_only=True)
+@route(blueprint, "/v1/account/password", ["POST"], action="account:password", session_only=True, body=PASSWORD_CHANGE)
 def change_password() -> object:
     request = blueprint.current_request
     principal = current_principal(request)
-    body = PASSWORD_CHANGE.parse_body(request.raw_body)
+    body = request_body()
     keep = principal.session.token_hash if principal.session is not None else None
     ended = service.change_password(principal.account, body["current_password"], body["new_password"], keep)
     return json_response({"message": "password changed", "sessions_ended": ended})
+
+
+def _session_seconds() -> int:
+    return settings().session_hours * 3600
+
+
+def _is_live_session(token: str) -> bool:
+    try:
+        service.authenticate_session(token)
+    except LobsterError:
+        return False
+    return True
 
 
 def _hit_email_limit(action: str, email: str) -> None:

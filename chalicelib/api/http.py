@@ -21,9 +21,10 @@ from chalice import Blueprint, Response
 from chalice.app import Request
 
 from chalicelib.accounts import apikeys
-from chalicelib.accounts.principal import Principal, authenticate_header
+from chalicelib.accounts.principal import Principal, authenticate_request
 from chalicelib.accounts.ratelimit import RateLimitExceeded, address_key, hit_account_limit, hit_ip_limit
 from chalicelib.api import idempotency
+from chalicelib.api.schema import Schema
 from chalicelib.errors import Forbidden, LobsterError, Unauthenticated
 from chalicelib.log import logger
 from chalicelib.models.accounts import Account
@@ -46,6 +47,27 @@ INTERNAL_ERROR_BODY = {"error": {"code": "internal_error", "message": "internal 
 _key_actions: set[str] = set()
 
 
+@dataclass(frozen=True)
+class RouteSpec:
+    """One method of a registered route: what the OpenAPI document says about it, and the
+    body and query schemas that `request_body` and `request_query` validate with."""
+
+    path: str
+    method: str
+    view_name: str
+    summary: str
+    action: str | None
+    public: bool
+    session_only: bool
+    body: Schema | None = None
+    query: Schema | None = None
+    statuses: tuple[int, ...] = (200,)
+    media_type: str = "application/json"
+
+
+_routes: list[RouteSpec] = []
+
+
 @dataclass
 class _Call:
     """The request being handled, with its principal once authenticated."""
@@ -59,12 +81,13 @@ class _Call:
     failure: LobsterError | None = None
     authenticated: bool = False
     admitted: bool = False
+    spec: RouteSpec | None = None
 
 
 _current_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("lobster_current_call", default=None)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str | list[str]] | None = None) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={**JSON_HEADERS, **SECURITY_HEADERS, **(headers or {})})
 
 
@@ -105,6 +128,11 @@ def key_actions() -> frozenset[str]:
     return frozenset(_key_actions)
 
 
+def registered_routes() -> tuple[RouteSpec, ...]:
+    """Return every route registered through `route`, in registration order."""
+    return tuple(_routes)
+
+
 def route(
     blueprint: Blueprint,
     path: str,
@@ -114,24 +142,38 @@ def route(
     session_only: bool = False,
     public: bool = False,
     secret_fields: tuple[str, ...] = (),
+    body: Schema | None = None,
+    query: Schema | None = None,
+    status: int | tuple[int, ...] = 200,
+    media_type: str = "application/json",
 ) -> Callable[[View], View]:
     """Register a view on `blueprint`, answering every failure in the one error format.
 
     `action` overrides the name `action_name` derives. A `session_only` route rejects API
     keys, and a `public` route needs no credentials; neither is offered as an API key action.
     `secret_fields` are response fields that an Idempotency-Key replay returns as null.
-    Chalice turns exceptions into its own 500 body before middleware runs, so the mapping
-    happens here, around each view.
+    `body` and `query` are the schemas the view reads through `request_body` and
+    `request_query`; with `status` (the success statuses) and the response `media_type`
+    they are recorded for the OpenAPI document. Chalice turns exceptions into its own 500
+    body before middleware runs, so the mapping happens here, around each view.
     """
     actions = {method: action or action_name(method, path) for method in methods}
     if not session_only and not public:
         _key_actions.update(actions.values())
+    statuses = (status,) if isinstance(status, int) else status
 
     def register(view: View) -> View:
+        summary = (view.__doc__ or "").strip().split("\n")[0]
+        specs = {
+            method: RouteSpec(path, method, view.__name__, summary, actions[method], public, session_only, body, query, statuses, media_type)
+            for method in methods
+        }
+        _routes.extend(specs.values())
+
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             request = blueprint.current_request
-            call = _Call(request, actions.get(request.method), session_only, public, client_address(request))
+            call = _Call(request, actions.get(request.method), session_only, public, client_address(request), spec=specs.get(request.method))
             token = _current_call.set(call)
             try:
                 return _respond(blueprint, call, path, secret_fields, lambda: view(*args, **kwargs))
@@ -184,6 +226,28 @@ def _run_view(call: _Call, path: str, run_view: Callable[[], Any]) -> Response:
     return result if isinstance(result, Response) else json_response(result)
 
 
+def request_body() -> dict[str, Any]:
+    """Return the current request's body, validated by the schema its route declares.
+
+    A body whose schema has no required field may be left out, which reads as `{}`.
+    """
+    call = _current_call.get()
+    if call is None or call.spec is None or call.spec.body is None:
+        raise TypeError("request_body() needs a route registered with body=<Schema>")
+    schema = call.spec.body
+    if not call.request.raw_body and not any(field.required for field in schema.fields):
+        return {}
+    return schema.parse_body(call.request.raw_body)
+
+
+def request_query() -> dict[str, Any]:
+    """Return the current request's query parameters, validated by the schema its route declares."""
+    call = _current_call.get()
+    if call is None or call.spec is None or call.spec.query is None:
+        raise TypeError("request_query() needs a route registered with query=<Schema>")
+    return call.spec.query.parse_query(call.request.query_params)
+
+
 def client_address(request: Request) -> Address | None:
     """Return the caller's address as API Gateway saw the connection, IPv4 or IPv6."""
     identity = (request.context or {}).get("identity") or {}
@@ -218,7 +282,7 @@ def _authenticated(call: _Call) -> Principal:
     if not call.authenticated:
         call.authenticated = True
         try:
-            call.principal = authenticate_header(call.request.headers.get("authorization", ""))
+            call.principal = authenticate_request(call.request.method, call.request.headers)
         except LobsterError as error:
             call.failure = error
     if call.failure is not None:

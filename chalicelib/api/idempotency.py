@@ -106,7 +106,9 @@ def _stored_form(response: Response, secret_fields: tuple[str, ...]) -> dict[str
         document = json.loads(body)
         if isinstance(document, dict):
             body = json.dumps({name: (None if name in secret_fields else value) for name, value in document.items()})
-    return {"status": response.status_code, "body": body, "headers": dict(response.headers or {})}
+    # Cookies carry session tokens: a replay never sets them again, and they are never stored.
+    headers = {name: value for name, value in (response.headers or {}).items() if name.lower() != "set-cookie"}
+    return {"status": response.status_code, "body": body, "headers": headers}
 
 
 def _body_digest(raw_body: str | bytes | None) -> str:

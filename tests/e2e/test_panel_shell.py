@@ -1,0 +1,46 @@
+"""The panel's shell in Chromium: its session cookie is out of reach of page scripts, and
+its Content Security Policy refuses inline script."""
+
+from __future__ import annotations
+
+from tests.api_calls import PASSWORD
+from tests.e2e.stack import Stack
+
+
+def test_session_cookie_is_http_only_and_the_csrf_cookie_is_readable(page: object, stack: Stack) -> None:
+    stack.create_admin("shell@lobster.test", PASSWORD)
+    page.goto("/")  # type: ignore[attr-defined]
+
+    status = page.evaluate(  # type: ignore[attr-defined]
+        """async ([email, password]) => {
+            const reply = await fetch("v1/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                body: JSON.stringify({email, password, session: "cookie"})});
+            return reply.status;
+        }""",
+        ["shell@lobster.test", PASSWORD],
+    )
+
+    assert status == 200
+    readable = page.evaluate("document.cookie")  # type: ignore[attr-defined]
+    assert "lobster_csrf=" in readable and "lobster_session" not in readable
+    stored = {cookie["name"]: cookie for cookie in page.context.cookies()}  # type: ignore[attr-defined]
+    assert stored["lobster_session"]["httpOnly"] and stored["lobster_session"]["secure"]
+    assert stored["lobster_session"]["sameSite"] == "Strict"
+
+
+def test_inline_script_is_refused_by_the_content_security_policy(page: object, page_errors: list[str]) -> None:
+    page.goto("/")  # type: ignore[attr-defined]
+
+    ran = page.evaluate(  # type: ignore[attr-defined]
+        """() => {
+            window.__inlineRan = false;
+            const script = document.createElement("script");
+            script.textContent = "window.__inlineRan = true";
+            document.body.append(script);
+            return window.__inlineRan;
+        }"""
+    )
+
+    assert ran is False
+    assert any("Content Security Policy" in error for error in page_errors)
+    page_errors.clear()
