@@ -572,8 +572,8 @@ def test_audit_log_lists_by_day_and_target(client: Client, world: World) -> None
     second_page = call(client, "GET", f"/v1/admin/audit?day=2026-12-04&limit=1&cursor={first_page['cursor']}", token=world.admin)[1]
 
     assert "user.vm_limit" in [event["action"] for event in day["events"]]
-    assert [event["action"] for event in target["events"]] == ["user.vm_limit"]
-    assert target["events"][0]["details"] == {"vm_limit": 7}
+    assert [event["action"] for event in target["events"]] == ["payment.credited", "user.vm_limit"]
+    assert target["events"][1]["details"] == {"vm_limit": 7}
     assert len(first_page["events"]) == 1
     assert len(second_page["events"]) == 1
     assert first_page["events"][0]["id"] != second_page["events"][0]["id"]

@@ -1,7 +1,7 @@
 """Applying verified payment events to accounts, exactly once per (payment, transition).
 
 The payment item's `applied` set is the guard: a transition key is added in the same
-transaction that writes the ledger line and changes the balance. Every whole-item write is
+transaction that writes the ledger line, changes the balance and stores the audit record. Every whole-item write is
 conditional on the version read (receipts and checkout links update one attribute and bump
 the version). A delivery that loses a race re-reads the item and finds its transition
 applied, so duplicate, concurrent or reordered deliveries move money once. Events that cannot be credited safely (unknown account,
@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
 
+from chalicelib import audit
 from chalicelib.billing.ledger import new_line, post_lines
 from chalicelib.clock import iso, now
 from chalicelib.config import settings
@@ -449,10 +451,15 @@ def _post_movements(payment: Payment, movements: list[Movement]) -> None:
     ]
     not_applied: Condition = functools.reduce(operator.and_, [~Payment.applied.contains(key) for key in keys])
 
+    amounts = {movement.key: movement.amount_micros for movement in movements}
+
+    def save_payment_and_audit(transaction: TransactWrite) -> None:
+        # The audit records share the transaction that moves the money: both or neither.
+        transaction.save(payment, condition=not_applied)
+        audit.add_payment_events(transaction, payment.payment_key, account_id, amounts)
+
     try:
-        result = post_lines(
-            account_id, lines, extra_write=lambda transaction: transaction.save(payment, condition=not_applied)
-        )
+        result = post_lines(account_id, lines, extra_write=save_payment_and_audit)
     except TransactWriteError as error:
         if error.cause_response_code in LOST_RACE_CODES:
             raise _LostRace from error

@@ -1,5 +1,5 @@
-"""apply_event on DynamoDB Local: each (payment, transition) moves money once, whatever the
-order, repetition or concurrency of events, and no write overwrites another's.
+"""apply_event on DynamoDB Local: each (payment, transition) moves money once, and is audited
+once, whatever the order, repetition or concurrency of events, and no write overwrites another's.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.accounts.service import sign_up
+from chalicelib.models.audit import AuditEvent
 from chalicelib.models.base import connection
 from chalicelib.models.payments import Payment
 from chalicelib.notify.sender import outbox
@@ -84,6 +85,16 @@ def test_concurrent_events_credit_once(account_id: str) -> None:
     assert balance(account_id) == 20_000_000
     assert amounts(account_id) == [20_000_000]
     assert [notice.template for notice in outbox] == ["payment_received"]
+
+
+def test_concurrent_events_leave_one_audit_record(account_id: str) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: apply_event(event(account_id)), range(8)))
+
+    records = [record for record in AuditEvent.scan(consistent_read=True) if record.action == "payment.credited"]
+    assert len(records) == 1
+    assert records[0].target == f"account:{account_id}"
+    assert records[0].details["amount_micros"] == 20_000_000
 
 
 def test_write_after_concurrent_change_retries_and_keeps_it(account_id: str) -> None:
