@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,17 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return output
+
+
+def test_package_serves_every_panel_file(packaged: Path) -> None:
+    from chalicelib.api.panel import STATIC_DIR, served_files
+
+    with zipfile.ZipFile(packaged / "deployment.zip") as archive:
+        shipped = {Path(name).name for name in archive.namelist() if name.startswith("chalicelib/panel/static/")}
+
+    assert "index.html" in shipped
+    assert shipped == served_files()
+    assert served_files() == {path.name for path in STATIC_DIR.iterdir() if path.is_file()}
 
 
 def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
