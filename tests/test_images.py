@@ -203,6 +203,40 @@ def test_fetch_from_public_url_is_pending_then_active(client: Client, fake: Fake
     assert listed["images"][0]["price_hourly"]["micros"] == 167  # 3 GB at 0.0000555 = 166.5
 
 
+def test_vm_created_from_own_image(client: Client, fake: FakeVultr) -> None:
+    _, token = customer(client, "own-image@example.com", 20_000_000, T0)
+    status, image = call(client, "POST", "/v1/images", {"region": VULTR_REGION, "name": "golden", "url": PUBLIC_URL}, token)
+    assert status == 202, image
+    for snapshot in fake.snapshots.values():
+        snapshot.update(status="complete", size=3 * 10**9)
+    call(client, "GET", "/v1/images", token=token)
+    (snapshot_id,) = fake.snapshots
+
+    body = {"name": "web1", "region": VULTR_REGION, "plan": "s1", "image": image["id"]}
+    status, vm = call(client, "POST", "/v1/vms", body, token)
+
+    assert status == 201, vm
+    assert vm["image"] == image["id"]
+    created = [json.loads(r.body) for r in fake.requests if r.method == "POST" and r.path == "/v2/instances"]
+    assert created[0]["snapshot_id"] == snapshot_id
+
+
+def test_vm_from_another_customers_image_is_refused(client: Client, fake: FakeVultr) -> None:
+    _, owner = customer(client, "owner@example.com", 20_000_000, T0)
+    _, other = customer(client, "other@example.com", 20_000_000, T0)
+    status, image = call(client, "POST", "/v1/images", {"region": VULTR_REGION, "name": "golden", "url": PUBLIC_URL}, owner)
+    for snapshot in fake.snapshots.values():
+        snapshot.update(status="complete", size=3 * 10**9)
+    call(client, "GET", "/v1/images", token=owner)
+
+    body = {"name": "web1", "region": VULTR_REGION, "plan": "s1", "image": image["id"]}
+    status, error = call(client, "POST", "/v1/vms", body, other)
+
+    assert status == 400
+    assert error["error"]["field"] == "image"
+    assert fake.instances == {}
+
+
 @with_tables
 def test_blocked_urls_write_nothing_and_reach_no_provider(client: Client, fake: FakeVultr) -> None:
     _, token = customer(client, "ssrf@example.com", 20_000_000, T0)

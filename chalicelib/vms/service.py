@@ -32,6 +32,7 @@ from chalicelib.errors import (
     NotFound,
     VmSuspended,
 )
+from chalicelib.images.service import image_backend_id
 from chalicelib.log import logger
 from chalicelib.models.accounts import Account
 from chalicelib.models.ledger import LedgerLine
@@ -86,9 +87,7 @@ def create_vm(
     plan = catalog.plan(plan_id)
     if region_id not in plan.region_ids:
         raise InvalidRequest(f"plan {plan_id!r} is not offered in region {region_id!r}", field="plan")
-    image = catalog.images.get(image_id)
-    if image is None or not image.enabled or image.region != region_id:
-        raise InvalidRequest(f"image {image_id!r} does not exist in region {region_id!r}", field="image")
+    image_backend = image_backend_id(account.account_id, region_id, image_id)
     public_key = public_key_for(account.account_id, ssh_key_id) if ssh_key_id else None
     _check_credit_and_limit(account)
 
@@ -110,7 +109,7 @@ def create_vm(
     spec = VmSpec(
         name=name,
         plan_backend_id=plan.region_ids[region_id],
-        image_backend_id=image.backend_id or "",
+        image_backend_id=image_backend,
         ram_mb=int(plan.ram_mb or 0),
         vcpus=int(plan.vcpus or 0),
         disk_gb=int(plan.disk_gb or 0),
@@ -131,7 +130,7 @@ def create_vm(
 
 
 def reimage_vm(vm: Vm, image_id: str, ssh_public_key: str | None = None) -> Vm:
-    """Reinstall an active VM from a public image of its region.
+    """Reinstall an active VM from a public image of its region or one of the owner's images there.
 
     The provider's new login details replace the stored ones; when it reports none, the
     details from creation still apply and are kept.
@@ -140,11 +139,8 @@ def reimage_vm(vm: Vm, image_id: str, ssh_public_key: str | None = None) -> Vm:
         raise InvalidRequest(f"VM {vm.vm_id} is {vm.state}; only an active VM can be reimaged", field="vm_id")
     if vm.suspended != "no":
         raise VmSuspended(f"VM {vm.vm_id} is suspended; only stop and delete are allowed")
-    image = load_catalog().images.get(image_id)
-    if image is None or not image.enabled or image.region != vm.region:
-        raise InvalidRequest(f"image {image_id!r} does not exist in region {vm.region!r}", field="image")
-
-    login = backend_for(vm.region).reimage_vm(vm.backend_id or "", image.backend_id or "", ssh_public_key)
+    image_backend = image_backend_id(vm.account_id, vm.region, image_id)
+    login = backend_for(vm.region).reimage_vm(vm.backend_id or "", image_backend, ssh_public_key)
 
     actions: list[Action] = [Vm.image_id.set(image_id)]
     if login:
