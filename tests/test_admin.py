@@ -347,7 +347,7 @@ BAD_INPUT = [
     ("POST", "/v1/admin/users/acct_0000/credit", {"amount": "5.00", "reason": "x"}, "k", "account_id"),
     ("PUT", "/v1/admin/users/{account_id}/vm-limit", {"vm_limit": "ten"}, None, "vm_limit"),
     ("PUT", "/v1/admin/users/{account_id}/vm-limit", {"vm_limit": -1}, None, "vm_limit"),
-    ("GET", "/v1/admin/users", None, None, "email"),
+    ("GET", "/v1/admin/users?email=a&id=acct_1", None, None, "email"),
     ("GET", "/v1/admin/users?email=a&limit=0", None, None, "limit"),
     ("GET", "/v1/admin/vms?cursor=bm90LWEtY3Vyc29y", None, None, "cursor"),
     ("GET", "/v1/admin/audit?day=2026-13-01", None, None, "day"),
@@ -446,6 +446,22 @@ def test_user_search_by_email_prefix_and_id(client: Client, world: World) -> Non
 
     assert sorted(user["email"] for user in by_prefix["users"]) == ["ann@example.com", "anna@example.com"]
     assert [user["id"] for user in by_id["users"]] == [world.customer_id]
+
+
+def test_user_list_without_search_pages_through_every_account(client: Client, world: World) -> None:
+    customer_token(client, "anna@example.com")
+    expected = sorted(account.email for account in Account.scan())
+
+    first = call(client, "GET", "/v1/admin/users?limit=2", token=world.admin)[1]
+    emails = [user["email"] for user in first["users"]]
+    cursor = first["cursor"]
+    while cursor:
+        page = call(client, "GET", f"/v1/admin/users?limit=2&cursor={cursor}", token=world.admin)[1]
+        emails += [user["email"] for user in page["users"]]
+        cursor = page["cursor"]
+
+    assert sorted(emails) == expected
+    assert len(expected) >= 3
 
 
 def test_delete_user_needs_nothing_running_and_settled_balance(client: Client, world: World) -> None:

@@ -176,3 +176,21 @@ def test_unused_key_lists_no_last_use(api: ApiCaller, session: str) -> None:
     assert listed["last_used_at"] is None
     assert listed["actions"] == ["vms:read"]
     assert listed["allowed_cidrs"] == ["203.0.113.0/24"]
+
+
+def test_action_list_names_key_actions_only(api: ApiCaller, session: str) -> None:
+    listed = api.call("GET", "/v1/api-keys/actions", token=session)
+
+    actions = listed.body["actions"]
+    assert listed.status == 200
+    assert actions == sorted(actions)
+    assert {"vms:create", "vms:read", "ssh-keys:delete", "tickets:create"} <= set(actions)
+    assert "api-keys:create" not in actions
+    assert "auth:login" not in actions
+
+
+def test_action_list_needs_session_token(api: ApiCaller, session: str) -> None:
+    key = create_key(api, session)["secret"]
+
+    assert api.call("GET", "/v1/api-keys/actions", token=key).status == 403
+    assert api.call("GET", "/v1/api-keys/actions").status == 401

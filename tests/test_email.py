@@ -16,6 +16,7 @@ import pytest
 
 from app import app
 from chalicelib import clock, config
+from chalicelib.accounts.verification import api_url
 from tests.api_calls import PASSWORD, ApiCaller, token_in
 from tools import smtp_server
 from tools.dynamodb_local import free_port
@@ -72,10 +73,12 @@ def test_verification_mail_delivered_over_smtp(mail_server: tuple[Path, subproce
 
     api.sign_up("ann@example.com")
     [message] = delivered(mail_dir, 1)
-    verified = api.call("POST", "/v1/auth/verify", {"token": token_in(message.get_content())})
+    token = token_in(message.get_content())
+    verified = api.call("POST", "/v1/auth/verify", {"token": token})
 
     assert message["To"] == "ann@example.com"
     assert message["Subject"] == "Confirm your Lobster e-mail address"
+    assert f"    {api_url()}/#/verify?token={token}" in message.get_content().splitlines()
     assert verified.status == 200
     assert server.stdout is not None
     assert server.stdout.readline().startswith("mail to ann@example.com: Confirm your Lobster e-mail address")
@@ -89,14 +92,16 @@ def test_reset_mail_delivered_over_smtp(mail_server: tuple[Path, subprocess.Pope
 
     api.call("POST", "/v1/auth/reset-request", {"email": "ann@example.com"})
     reset_mail = delivered(mail_dir, 2)[1]
+    token = token_in(reset_mail.get_content())
     new_password = "a brand new password"
     reset = api.call(
         "POST",
         "/v1/auth/reset",
-        {"token": token_in(reset_mail.get_content()), "new_password": new_password, "new_password_confirmation": new_password},
+        {"token": token, "new_password": new_password, "new_password_confirmation": new_password},
     )
 
     assert reset_mail["Subject"] == "Reset your Lobster password"
+    assert f"    {api_url()}/#/reset?token={token}" in reset_mail.get_content().splitlines()
     assert reset.status == 200
     assert api.call("POST", "/v1/auth/login", {"email": "ann@example.com", "password": PASSWORD}).status == 401
     assert api.log_in("ann@example.com", new_password)

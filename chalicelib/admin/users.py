@@ -37,14 +37,15 @@ def get_account(account_id: str) -> Account:
 
 
 def search_accounts(email_prefix: str, limit: int, cursor: str | None) -> Page[Account]:
-    """Return accounts whose e-mail address starts with `email_prefix` (lower case).
+    """Return accounts whose e-mail address starts with `email_prefix` (lower case), or every
+    account, page by page, when the prefix is empty.
 
     NOTE: the accounts table has no e-mail index, so this is a filtered scan in pages. On a
     large table a search needs several pages, and the cursor continues it.
     """
     prefix = email_prefix.strip().lower()
     if not prefix:
-        raise InvalidRequest("email must not be empty", field="email")
+        return scan_page(Account, ACCOUNT_KEY_NAMES, limit=limit, cursor=cursor)
     return scan_page(Account, ACCOUNT_KEY_NAMES, limit=limit, cursor=cursor, filter_condition=Account.email.startswith(prefix))
 
 

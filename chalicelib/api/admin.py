@@ -177,8 +177,8 @@ def search_users() -> object:
     admin = require_admin(request)
     params = request_query()
     account_id, email = params.get("id"), params.get("email")
-    if bool(account_id) == bool(email):
-        raise InvalidRequest("send exactly one of the query parameters id and email", field="email")
+    if account_id and email:
+        raise InvalidRequest("send at most one of the query parameters id and email", field="email")
 
     if account_id:
         found = [users.get_account(account_id)]

@@ -5,7 +5,7 @@ announcements and support tickets. Access and auditing work as in chalicelib.api
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -14,8 +14,8 @@ from chalice import Blueprint
 from chalicelib import audit
 from chalicelib.admin import catalog
 from chalicelib.api.admin import admin_event, audit_read, require_admin
-from chalicelib.api.http import json_response, route
-from chalicelib.api.schema import Field, Schema, decode_json
+from chalicelib.api.http import json_response, request_body, request_query, route
+from chalicelib.api.schema import Field, Schema
 from chalicelib.billing.hours import price_at
 from chalicelib.clock import now, parse_iso
 from chalicelib.errors import InvalidRequest
@@ -56,11 +56,15 @@ PLAN_PRICE = Schema(
     ),
 )
 PLAN_REGION = Schema("AdminPlanRegion", (Field("backend_id", max_length=catalog.MAX_BACKEND_ID_LENGTH, description="The provider's plan id"),))
-ADD_REGION_FIELDS = (
-    Field("id", max_length=MAX_ID_LENGTH),
-    Field("name", max_length=100),
-    Field("backend", max_length=32, description="Backend type, e.g. \"digitalocean\""),
-    Field("secret_ref", required=False, max_length=512, description="file:, ssm: or secretsmanager: reference"),
+ADD_REGION = Schema(
+    "AdminAddRegion",
+    (
+        Field("id", max_length=MAX_ID_LENGTH),
+        Field("name", max_length=100),
+        Field("backend", max_length=32, description="Backend type, e.g. \"digitalocean\""),
+        Field("settings", kind=dict, required=False, description="The backend's settings, such as its API URL; never a secret"),
+        Field("secret_ref", required=False, max_length=512, description="file:, ssm: or secretsmanager: reference"),
+    ),
 )
 ADD_IMAGE = Schema(
     "AdminAddImage",
@@ -83,10 +87,12 @@ ANNOUNCEMENT = Schema(
     ),
 )
 TICKET_REPLY = Schema("AdminTicketReply", (Field("message", max_length=65536),))
+TICKET_QUERY = Schema("AdminTicketQuery", (Field("status", required=False, max_length=16, description="Ticket status; default open"),))
 
 
-def admin_route(path: str, methods: list[str]) -> Any:
-    return route(blueprint, path, methods, session_only=True)
+def admin_route(path: str, methods: list[str], **documented: Any) -> Any:
+    """Register an admin route; `documented` passes body, query and status on to `route`."""
+    return route(blueprint, path, methods, session_only=True, **documented)
 
 
 def parse_time(text: str | None, field: str) -> datetime | None:
@@ -153,13 +159,13 @@ def list_plans() -> object:
     return json_response({"plans": [plan_json(plan) for plan in plans]})
 
 
-@admin_route("/v1/admin/plans", ["POST"])
+@admin_route("/v1/admin/plans", ["POST"], body=CREATE_PLAN, status=201)
 def create_plan() -> object:
     from chalicelib.regions import check_id
 
     request = blueprint.current_request
     admin = require_admin(request)
-    body = CREATE_PLAN.parse_body(request.raw_body)
+    body = request_body()
     plan_id = check_id(body["id"], "id")
     price = parse_price(body["price_hourly"])
     details = {"price_hourly": format_micros(price), **{field.name: body[field.name] for field in PLAN_FIELDS}}
@@ -168,20 +174,20 @@ def create_plan() -> object:
     return json_response(plan_json(plan), 201)
 
 
-@admin_route("/v1/admin/plans/{plan_id}", ["PATCH"])
+@admin_route("/v1/admin/plans/{plan_id}", ["PATCH"], body=EDIT_PLAN)
 def edit_plan(plan_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    body = EDIT_PLAN.parse_body(request.raw_body)
+    body = request_body()
     event = admin_event(request, admin, "plan.edit", f"plan:{plan_id}", body)
     return json_response(plan_json(catalog.edit_plan_specs(plan_id, body, event)))
 
 
-@admin_route("/v1/admin/plans/{plan_id}/prices", ["POST"])
+@admin_route("/v1/admin/plans/{plan_id}/prices", ["POST"], body=PLAN_PRICE, status=201)
 def add_plan_price(plan_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    body = PLAN_PRICE.parse_body(request.raw_body)
+    body = request_body()
     price = parse_price(body["price_hourly"])
     effective_from = parse_time(body.get("effective_from"), "effective_from")
     details = {"price_hourly": format_micros(price), "effective_from": body.get("effective_from")}
@@ -189,11 +195,11 @@ def add_plan_price(plan_id: str) -> object:
     return json_response(plan_json(catalog.set_plan_price(plan_id, price, effective_from, event)), 201)
 
 
-@admin_route("/v1/admin/plans/{plan_id}/regions/{region_id}", ["PUT"])
+@admin_route("/v1/admin/plans/{plan_id}/regions/{region_id}", ["PUT"], body=PLAN_REGION)
 def set_plan_region(plan_id: str, region_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    backend_id = PLAN_REGION.parse_body(request.raw_body)["backend_id"]
+    backend_id = request_body()["backend_id"]
     event = admin_event(request, admin, "plan.region_set", f"plan:{plan_id}", {"region": region_id, "backend_id": backend_id})
     return json_response(plan_json(catalog.set_plan_region(plan_id, region_id, backend_id, event)))
 
@@ -247,18 +253,15 @@ def list_regions() -> object:
     return json_response({"regions": [region_json(region) for region in regions]})
 
 
-@admin_route("/v1/admin/regions", ["POST"])
+@admin_route("/v1/admin/regions", ["POST"], body=ADD_REGION, status=201)
 def add_region() -> object:
     """Store a region, disabled; enabling it checks that its backend can be built."""
     from chalicelib import regions
 
     request = blueprint.current_request
     admin = require_admin(request)
-    document = decode_json(request.raw_body)
-    if not isinstance(document, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    settings = document.pop("settings", {})
-    body = Schema("AdminAddRegion", ADD_REGION_FIELDS).parse(document)
+    body = request_body()
+    settings = body.get("settings", {})
     region_id = body["id"]
     event = admin_event(request, admin, "region.add", f"region:{region_id}", {"backend": body["backend"], "secret_ref": body.get("secret_ref")})
     run_audited(event, lambda: regions.add_region(region_id, body["name"], body["backend"], settings, body.get("secret_ref")))
@@ -319,14 +322,17 @@ def list_images() -> object:
     return json_response({"images": [image_json(image) for image in images]})
 
 
-@admin_route("/v1/admin/images", ["POST"])
+@admin_route("/v1/admin/images", ["POST"], body=ADD_IMAGE, status=201)
 def add_image() -> object:
+    from chalicelib.regions import check_id
+
     request = blueprint.current_request
     admin = require_admin(request)
-    body = ADD_IMAGE.parse_body(request.raw_body)
+    body = request_body()
     image_id = _check_image_id(body["id"].strip())
-    event = admin_event(request, admin, "image.add", f"image:{image_id}", {"region": body["region"], "backend_id": body["backend_id"]})
-    image = catalog.add_image(image_id, body["name"], body["region"], body["backend_id"], body.get("enabled", False), event)
+    region_id = check_id(body["region"], "region")
+    event = admin_event(request, admin, "image.add", f"image:{image_id}", {"region": region_id, "backend_id": body["backend_id"]})
+    image = catalog.add_image(image_id, body["name"], region_id, body["backend_id"], body.get("enabled", False), event)
     return json_response(image_json(image), 201)
 
 
@@ -354,13 +360,13 @@ def list_announcements() -> object:
     return json_response({"announcements": [_announcement_json(item) for item in items]})
 
 
-@admin_route("/v1/admin/announcements", ["POST"])
+@admin_route("/v1/admin/announcements", ["POST"], body=ANNOUNCEMENT, status=201)
 def create_announcement() -> object:
     from chalicelib.support import announcements
 
     request = blueprint.current_request
     admin = require_admin(request)
-    body = ANNOUNCEMENT.parse_body(request.raw_body)
+    body = request_body()
     starts_at, ends_at = parse_time(body.get("starts_at"), "starts_at"), parse_time(body.get("ends_at"), "ends_at")
     event = admin_event(request, admin, "announcement.create", "announcement:new", {"title": body["title"]})
     item = run_audited(
@@ -393,15 +399,14 @@ def _announcement_json(item: Any) -> dict[str, Any]:
 # Tickets.
 
 
-@admin_route("/v1/admin/tickets", ["GET"])
+@admin_route("/v1/admin/tickets", ["GET"], query=TICKET_QUERY)
 def list_tickets() -> object:
     """List every account's tickets with `status` (default open), most recently active first."""
     from chalicelib.support import tickets
 
     request = blueprint.current_request
     admin = require_admin(request)
-    params: Mapping[str, str] = request.query_params or {}
-    status = params.get("status", "open")
+    status = request_query().get("status", "open")
     found = tickets.list_tickets_by_status(status)
     audit_read(request, admin, "ticket.list", "ticket:*", {"status": status})
     return json_response({"tickets": [{**tickets.ticket_json(ticket), "account_id": ticket.account_id} for ticket in found]})
@@ -421,13 +426,13 @@ def view_ticket(ticket_id: str) -> object:
     return json_response({**tickets.ticket_json(ticket), "account_id": ticket.account_id, "messages": messages})
 
 
-@admin_route("/v1/admin/tickets/{ticket_id}/reply", ["POST"])
+@admin_route("/v1/admin/tickets/{ticket_id}/reply", ["POST"], body=TICKET_REPLY, status=201)
 def reply_ticket(ticket_id: str) -> object:
     from chalicelib.support import tickets
 
     request = blueprint.current_request
     admin = require_admin(request)
-    message = TICKET_REPLY.parse_body(request.raw_body)["message"]
+    message = request_body()["message"]
     event = admin_event(request, admin, "ticket.reply", f"ticket:{ticket_id}")
     run_audited(event, lambda: tickets.add_staff_reply(ticket_id, admin.account_id, message))
     return json_response(tickets.ticket_json(tickets.find_ticket(ticket_id)), 201)

@@ -1,4 +1,5 @@
-"""API key routes: create (the secret is in this one response only), list and revoke.
+"""API key routes: create (the secret is in this one response only), list and revoke, and
+the action names a key may be limited to.
 
 Managing keys needs a session token, so a leaked key cannot mint or hide other keys.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.accounts import apikeys
-from chalicelib.api.http import current_account, empty_response, json_response, key_actions, route
+from chalicelib.api.http import current_account, empty_response, json_response, key_actions, request_body, route
 from chalicelib.api.schema import Field, Schema
 
 blueprint = Blueprint(__name__)
@@ -37,11 +38,10 @@ CREATE_KEY = Schema(
 )
 
 
-@route(blueprint, "/v1/api-keys", ["POST"], session_only=True, secret_fields=("secret",))
+@route(blueprint, "/v1/api-keys", ["POST"], session_only=True, secret_fields=("secret",), body=CREATE_KEY, status=201)
 def create_api_key() -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = CREATE_KEY.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     key, secret = apikeys.create_key(account.account_id, body["label"], body.get("actions"), body.get("allowed_cidrs"), key_actions())
     return json_response(apikeys.key_json(key) | {"secret": secret}, 201)
 
@@ -53,7 +53,15 @@ def list_api_keys() -> object:
     return json_response({"api_keys": [apikeys.key_json(key) for key in keys]})
 
 
-@route(blueprint, "/v1/api-keys/{key_id}", ["DELETE"], session_only=True)
+@route(blueprint, "/v1/api-keys/actions", ["GET"], session_only=True)
+def list_api_key_actions() -> object:
+    """List the action names an API key may be limited to, sorted."""
+    # Authenticates the caller, which rejects API keys on this session-only route.
+    current_account(blueprint.current_request)
+    return json_response({"actions": sorted(key_actions())})
+
+
+@route(blueprint, "/v1/api-keys/{key_id}", ["DELETE"], session_only=True, status=204)
 def revoke_api_key(key_id: str) -> object:
     account = current_account(blueprint.current_request)
     apikeys.revoke_key(account.account_id, key_id)

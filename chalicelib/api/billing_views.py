@@ -7,8 +7,8 @@ from datetime import datetime
 
 from chalice import Blueprint
 
-from chalicelib.api.http import current_account, json_response, route
-from chalicelib.api.schema import query_param
+from chalicelib.api.http import current_account, json_response, request_query, route
+from chalicelib.api.schema import Field, Schema
 from chalicelib.billing.lifecycle import NOTICES_BEFORE_SUSPENSION, NOTICES_BEFORE_TERMINATION
 from chalicelib.clock import iso, month_key, now
 from chalicelib.config import settings
@@ -20,6 +20,7 @@ from chalicelib.usage.runway import account_runway
 blueprint = Blueprint(__name__)
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+BANDWIDTH_QUERY = Schema("BandwidthQuery", (Field("month", required=False, max_length=7, description="UTC month as YYYY-MM; default the current month"),))
 
 
 @route(blueprint, "/v1/account/runway", ["GET"])
@@ -50,10 +51,10 @@ def get_runway() -> object:
     )
 
 
-@route(blueprint, "/v1/bandwidth", ["GET"])
+@route(blueprint, "/v1/bandwidth", ["GET"], query=BANDWIDTH_QUERY)
 def get_bandwidth() -> object:
     account = current_account(blueprint.current_request)
-    month = query_param(blueprint.current_request.query_params, "month") or month_key(now())
+    month = request_query().get("month") or month_key(now())
     if not MONTH_PATTERN.match(month):
         raise InvalidRequest("month must be YYYY-MM, for example 2026-12", field="month")
 

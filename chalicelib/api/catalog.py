@@ -11,7 +11,7 @@ from chalicelib.clock import now
 blueprint = Blueprint(__name__)
 
 
-@route(blueprint, "/v1/catalog", ["GET"])
+@route(blueprint, "/v1/catalog", ["GET"], public=True)
 def get_catalog() -> object:
     catalog = load_catalog()
     moment = now()

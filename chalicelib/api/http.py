@@ -13,7 +13,7 @@ import contextvars
 import functools
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -87,7 +87,7 @@ class _Call:
 _current_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("lobster_current_call", default=None)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str | list[str]] | None = None) -> Response:
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str | list[str]] | None = None) -> Response:
     return Response(body=json.dumps(body), status_code=status, headers={**JSON_HEADERS, **SECURITY_HEADERS, **(headers or {})})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.http import current_account, json_response, route
+from chalicelib.api.http import current_account, json_response, request_body, route
 from chalicelib.api.schema import Field, Schema
 from chalicelib.images import service
 from chalicelib.images.urls import MAX_URL_LENGTH
@@ -21,11 +21,10 @@ FETCH_IMAGE = Schema(
 )
 
 
-@route(blueprint, "/v1/images", ["POST"])
+@route(blueprint, "/v1/images", ["POST"], body=FETCH_IMAGE, status=202)
 def fetch_image() -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = FETCH_IMAGE.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     image = service.fetch_image(account, body["region"], body["name"], body["url"])
     return json_response(service.image_json(image), 202)
 
@@ -45,7 +44,7 @@ def get_image(image_id: str) -> object:
     return json_response(service.image_json(image))
 
 
-@route(blueprint, "/v1/images/{image_id}", ["DELETE"])
+@route(blueprint, "/v1/images/{image_id}", ["DELETE"], status=(200, 202))
 def delete_image(image_id: str) -> object:
     account = current_account(blueprint.current_request)
     image = service.delete_image(service.get_image(account.account_id, image_id))

@@ -1,5 +1,6 @@
 """Request schemas: the single description used to validate bodies and query strings
-and to document them. Unknown fields are rejected, so a typo never passes silently.
+and to document them in the OpenAPI document (chalicelib.api.openapi). Unknown fields and
+query parameters are rejected, so a typo never passes silently.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 from chalicelib.errors import InvalidRequest
 
 MAX_BODY_BYTES = 64 * 1024
-_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", list: "array"}
+_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", list: "array", dict: "object"}
 
 
 @dataclass(frozen=True)
 class Field:
-    """One body field. A `list` field contains strings of at most `max_length` characters,
-    and at most `max_items` of them."""
+    """One body field or query parameter. A `list` field contains strings of at most
+    `max_length` characters, and at most `max_items` of them. A `dict` field is a JSON object
+    that the route checks itself. A query parameter is always a `str` field."""
 
     name: str
     kind: type = str
@@ -54,6 +56,26 @@ class Schema:
     def parse_body(self, raw_body: str | bytes | None) -> dict[str, Any]:
         return self.parse(decode_json(raw_body))
 
+    def parse_query(self, params: Mapping[str, str] | None) -> dict[str, str]:
+        """Validate query parameters: known names, each given once; return their values."""
+        params = params or {}
+        known = {field.name: field for field in self.fields}
+        values: dict[str, str] = {}
+        for name in params:
+            field = known.get(name)
+            if field is None:
+                expected = ", ".join(sorted(known)) or "none"
+                raise InvalidRequest(f"unknown query parameter {name!r}; expected {expected}", field=str(name)[:64])
+            repeated = getattr(params, "getlist", None)
+            if repeated is not None and len(repeated(name)) > 1:
+                raise InvalidRequest(f"query parameter {name} may be given only once", field=name)
+            values[name] = _check_value(field, params[name])
+
+        for field in self.fields:
+            if field.required and field.name not in values:
+                raise InvalidRequest(f"query parameter {field.name} is required", field=field.name)
+        return values
+
     def to_openapi(self) -> dict[str, Any]:
         properties = {field.name: _field_openapi(field) for field in self.fields}
         return {
@@ -65,7 +87,9 @@ class Schema:
 
 
 def _field_openapi(field: Field) -> dict[str, Any]:
-    document: dict[str, Any] = {"type": _TYPE_NAMES[field.kind], "description": field.description}
+    # `parse` reads a null optional field as left out, so the document allows null there.
+    kind = _TYPE_NAMES[field.kind]
+    document: dict[str, Any] = {"type": kind if field.required else [kind, "null"], "description": field.description}
     if field.kind is str:
         document["maxLength"] = field.max_length
     if field.kind is list:
@@ -79,6 +103,8 @@ def _check_value(field: Field, value: Any) -> Any:
         raise InvalidRequest(f"{field.name} must be an integer", field=field.name)
     if field.kind is bool and not isinstance(value, bool):
         raise InvalidRequest(f"{field.name} must be true or false", field=field.name)
+    if field.kind is dict and not isinstance(value, dict):
+        raise InvalidRequest(f"{field.name} must be a JSON object", field=field.name)
     if field.kind is str:
         if not isinstance(value, str):
             raise InvalidRequest(f"{field.name} must be a string", field=field.name)

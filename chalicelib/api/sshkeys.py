@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.http import current_account, json_response, route
+from chalicelib.api.http import current_account, json_response, request_body, route
 from chalicelib.api.schema import Field, Schema
 from chalicelib.sshkeys import service
 from chalicelib.sshkeys.keyformat import MAX_KEY_TEXT_LENGTH
@@ -24,11 +24,10 @@ ADD_SSH_KEY = Schema(
 )
 
 
-@route(blueprint, "/v1/ssh-keys", ["POST"])
+@route(blueprint, "/v1/ssh-keys", ["POST"], body=ADD_SSH_KEY, status=201)
 def add_ssh_key() -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = ADD_SSH_KEY.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     key = service.add_key(account.account_id, body["name"], body["public_key"])
     return json_response(service.key_json(key), 201)
 

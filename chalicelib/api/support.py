@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.http import current_account, json_response, route
+from chalicelib.api.http import current_account, json_response, request_body, route
 from chalicelib.api.schema import Field, Schema
 from chalicelib.models.support import Ticket
 from chalicelib.support import tickets
@@ -25,11 +25,10 @@ ADD_MESSAGE = Schema(
 )
 
 
-@route(blueprint, "/v1/tickets", ["POST"])
+@route(blueprint, "/v1/tickets", ["POST"], body=OPEN_TICKET, status=201)
 def open_ticket() -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = OPEN_TICKET.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     ticket = tickets.open_ticket(account.account_id, body["subject"], body["message"])
     return json_response(_ticket_with_messages(ticket), 201)
 
@@ -46,11 +45,10 @@ def get_ticket(ticket_id: str) -> object:
     return json_response(_ticket_with_messages(tickets.get_ticket(account.account_id, ticket_id)))
 
 
-@route(blueprint, "/v1/tickets/{ticket_id}/messages", ["POST"])
+@route(blueprint, "/v1/tickets/{ticket_id}/messages", ["POST"], body=ADD_MESSAGE, status=201)
 def add_message(ticket_id: str) -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = ADD_MESSAGE.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     ticket = tickets.get_ticket(account.account_id, ticket_id)
     tickets.add_customer_message(ticket, body["message"])
     return json_response(_ticket_with_messages(ticket), 201)

@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 from chalice import Blueprint
 
-from chalicelib.api.http import current_account, json_response, route
-from chalicelib.api.schema import Field, Schema, decode_json
+from chalicelib.api.http import current_account, json_response, request_body, route
+from chalicelib.api.schema import Field, Schema
 from chalicelib.catalog import backend_for, load_catalog
 from chalicelib.errors import InvalidRequest
 from chalicelib.images import service as images
@@ -60,11 +60,10 @@ def _vm_response(vm: Vm, status: int = 200) -> object:
     return json_response(service.vm_json(vm, load_catalog()), status)
 
 
-@route(blueprint, "/v1/vms", ["POST"])
+@route(blueprint, "/v1/vms", ["POST"], body=CREATE_VM, status=201)
 def create_vm() -> object:
-    request = blueprint.current_request
-    account = current_account(request)
-    body = CREATE_VM.parse_body(request.raw_body)
+    account = current_account(blueprint.current_request)
+    body = request_body()
     vm = service.create_vm(account, body["name"], body["region"], body["plan"], body["image"], body.get("ssh_key"))
     return _vm_response(vm, 201)
 
@@ -83,41 +82,41 @@ def get_vm(vm_id: str) -> object:
     return _vm_response(service.refresh_vm(vm))
 
 
-@route(blueprint, "/v1/vms/{vm_id}", ["PATCH"])
+@route(blueprint, "/v1/vms/{vm_id}", ["PATCH"], body=RENAME_VM)
 def rename_vm(vm_id: str) -> object:
     account = current_account(blueprint.current_request)
-    body = RENAME_VM.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     return _vm_response(actions.rename_vm(vm, body["name"]))
 
 
-@route(blueprint, "/v1/vms/{vm_id}", ["DELETE"])
+@route(blueprint, "/v1/vms/{vm_id}", ["DELETE"], status=(200, 202))
 def delete_vm(vm_id: str) -> object:
     _, vm = _account_and_vm(vm_id)
     vm = service.delete_vm(vm)
     return _vm_response(vm, 202 if vm.state == "deleting" else 200)
 
 
-@route(blueprint, "/v1/vms/{vm_id}/reimage", ["POST"])
+@route(blueprint, "/v1/vms/{vm_id}/reimage", ["POST"], body=REIMAGE_VM)
 def reimage_vm(vm_id: str) -> object:
     account = current_account(blueprint.current_request)
-    body = REIMAGE_VM.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     return _vm_response(actions.reimage_vm(account, vm, body["image"], body.get("ssh_key")))
 
 
-@route(blueprint, "/v1/vms/{vm_id}/resize", ["POST"])
+@route(blueprint, "/v1/vms/{vm_id}/resize", ["POST"], body=RESIZE_VM)
 def resize_vm(vm_id: str) -> object:
     account = current_account(blueprint.current_request)
-    body = RESIZE_VM.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     return _vm_response(actions.resize_vm(account, vm, body["plan"]))
 
 
-@route(blueprint, "/v1/vms/{vm_id}/snapshots", ["POST"], action="images:create")
+@route(blueprint, "/v1/vms/{vm_id}/snapshots", ["POST"], action="images:create", body=SNAPSHOT_VM, status=202)
 def snapshot_vm(vm_id: str) -> object:
     account = current_account(blueprint.current_request)
-    body = SNAPSHOT_VM.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     return json_response(images.image_json(images.snapshot_vm(account, vm, body["name"])), 202)
 
@@ -136,10 +135,10 @@ def list_addresses(vm_id: str) -> object:
     return json_response({"addresses": [actions.address_json(address, editable) for address in addresses]})
 
 
-@route(blueprint, "/v1/vms/{vm_id}/addresses/{ip}/reverse-dns", ["PUT"])
+@route(blueprint, "/v1/vms/{vm_id}/addresses/{ip}/reverse-dns", ["PUT"], body=SET_REVERSE_DNS)
 def set_reverse_dns(vm_id: str, ip: str) -> object:
     account = current_account(blueprint.current_request)
-    body = SET_REVERSE_DNS.parse_body(blueprint.current_request.raw_body)
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     address = actions.set_reverse_dns(vm, unquote(ip), body["hostname"])
     return json_response(actions.address_json(address, True))
@@ -151,11 +150,11 @@ def list_provider_actions(vm_id: str) -> object:
     return json_response({"actions": [actions.action_json(item) for item in actions.list_provider_actions(vm)]})
 
 
-@route(blueprint, "/v1/vms/{vm_id}/actions/{action}", ["POST"])
+@route(blueprint, "/v1/vms/{vm_id}/actions/{action}", ["POST"], body=RUN_ACTION)
 def run_provider_action(vm_id: str, action: str) -> object:
+    """Run a provider action; the body may be left out when the action takes no value."""
     account = current_account(blueprint.current_request)
-    raw_body = blueprint.current_request.raw_body
-    body = RUN_ACTION.parse(decode_json(raw_body)) if raw_body else {}
+    body = request_body()
     vm = service.get_vm(account.account_id, vm_id)
     actions.run_provider_action(vm, action, body.get("value"))
     return json_response({"action": action, "value": body.get("value"), "vm": service.vm_json(vm, load_catalog())})

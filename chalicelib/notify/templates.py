@@ -34,7 +34,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "verify_email": (
         "Confirm your Lobster e-mail address",
         "Welcome to Lobster. Confirm this address to start creating VMs.\n\n"
-        "Your verification token:\n\n    {token}\n\n"
+        "Open this link in the Lobster panel:\n\n    {api_url}/#/verify?token={token}\n\n"
+        "Or use the API. Your verification token:\n\n    {token}\n\n"
         "Send it to {api_url}/v1/auth/verify\n"
         "as the JSON body {{\"token\": \"...\"}}.\n"
         "The token works once and expires in {hours} hours.\n"
@@ -44,7 +45,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Reset your Lobster password",
         "Someone asked to reset the password of the Lobster account\n"
         "that uses this address.\n\n"
-        "Your reset token:\n\n    {token}\n\n"
+        "Choose a new password in the Lobster panel:\n\n    {api_url}/#/reset?token={token}\n\n"
+        "Or use the API. Your reset token:\n\n    {token}\n\n"
         "Send it to {api_url}/v1/auth/reset as the JSON body\n"
         "{{\"token\": \"...\", \"new_password\": \"...\",\n"
         " \"new_password_confirmation\": \"...\"}}.\n"
