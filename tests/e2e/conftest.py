@@ -51,6 +51,12 @@ def stack(tables: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         served.stop()
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(request: pytest.FixtureRequest) -> None:
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").reset_rate_limits()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import requests
 
 from tools import dynamodb_local, smtp_server
@@ -25,6 +26,7 @@ START_TIMEOUT_SECONDS = 60
 MAIL_TIMEOUT_SECONDS = 20
 # A VM of the demo backend stays "provisioning" this long, so the panel is seen polling it.
 DEMO_PROVISION_SECONDS = 4
+RATE_LIMIT_TABLE = "rate-limits"
 TOKEN_PATTERN = re.compile(r"token:\s+(\S+)")
 
 
@@ -74,6 +76,15 @@ class Stack:
 
     def create_admin(self, email_address: str, password: str) -> None:
         self.cli("create-admin", "--email", email_address, stdin=password + "\n")
+
+    def reset_rate_limits(self) -> None:
+        """Delete the stack's rate-limit counters: every browser test comes from 127.0.0.1, so
+        without this the tests of one run would share one address's sign-up allowance."""
+        client = boto3.client("dynamodb", endpoint_url=self.env["LOBSTER_DYNAMODB_ENDPOINT"], region_name=self.env["AWS_DEFAULT_REGION"])
+        table = self.env["LOBSTER_TABLE_PREFIX"] + RATE_LIMIT_TABLE
+        for page in client.get_paginator("scan").paginate(TableName=table, ProjectionExpression="counter_key"):
+            for item in page["Items"]:
+                client.delete_item(TableName=table, Key={"counter_key": item["counter_key"]})
 
     def mailed_token(self, to: str, subject_part: str) -> str:
         """Wait for the newest message to `to` whose subject contains `subject_part`; return its token."""

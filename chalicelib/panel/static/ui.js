@@ -337,3 +337,139 @@ export function loaded(load, render) {
     .finally(() => holder.removeAttribute("aria-busy"));
   return holder;
 }
+
+// ---- admin pages (pages_admin_users.js, pages_admin_catalog.js) ---------------------------
+
+// A definition list of [label, value] pairs; a value is text or a node.
+export function factList(pairs) {
+  return h("dl", { class: "facts" }, pairs.map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]));
+}
+
+// A filter form: applying it puts the values in the address ("#/admin/vms?state=active"), so a
+// filtered view can be shared and the back button returns to the previous filter. A checked
+// checkbox becomes "true"; empty values are left out.
+export function filterForm(fields, base, navigate, submitLabel = "Apply filters") {
+  return form({
+    fields,
+    submitLabel,
+    busyLabel: "Loading…",
+    className: "filters",
+    onSubmit: (values) => {
+      const query = new URLSearchParams();
+      for (const [name, value] of Object.entries(values)) {
+        if (value === true) query.set(name, "true");
+        else if (typeof value === "string" && value.trim()) query.set(name, value.trim());
+      }
+      const text = query.toString();
+      navigate(text ? `#${base}?${text}` : `#${base}`);
+    },
+  });
+}
+
+// An action button (see actionButton) whose error also stays on the page next to it, for
+// refusals the reader has to study, such as an account that still owns VMs.
+export function actionWithResult(label, run, options) {
+  const result = h("div", { class: "action-result", "aria-live": "polite" });
+  const button = actionButton(
+    label,
+    async () => {
+      replace(result);
+      try {
+        await run(result);
+      } catch (error) {
+        replace(result, alertBox(errorText(error)));
+        throw error;
+      }
+    },
+    options,
+  );
+  return { button, result };
+}
+
+// A page drawn by draw(data, reload) from load()'s result; reload() draws it again after a
+// change, and a failed reload is reported as a notice while the old content stays.
+export async function reloadingPage(load, draw) {
+  const holder = h("div", { class: "reloading-page" });
+  const reload = async () => {
+    try {
+      replace(holder, draw(await load(), reload));
+    } catch (error) {
+      notify(errorText(error), "error");
+    }
+  };
+  replace(holder, draw(await load(), reload));
+  return holder;
+}
+
+// ---- VM, image and billing pages (pages_vms.js, pages_images.js, pages_billing.js) -------
+
+const POLL_MILLISECONDS = 2000;
+
+// Call load() every `every` milliseconds and hand each result to apply(), until settled(result)
+// is true, a load fails with a 4xx answer, or the user leaves the page (the hash changes).
+// Returns stop(), which ends the polling at once; no timer is left running after any of these.
+export function pollUntilSettled(load, apply, settled, { every = POLL_MILLISECONDS } = {}) {
+  const startHash = location.hash;
+  let timer = null;
+  let stopped = false;
+
+  function stop() {
+    stopped = true;
+    clearTimeout(timer);
+    window.removeEventListener("hashchange", stop);
+  }
+
+  async function tick() {
+    if (stopped || location.hash !== startHash) return stop();
+    try {
+      const result = await load();
+      if (stopped || location.hash !== startHash) return stop();
+      apply(result);
+      if (settled(result)) return stop();
+    } catch (error) {
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+        notify(errorText(error), "error");
+        return stop();
+      }
+    }
+    timer = setTimeout(tick, every);
+    return null;
+  }
+
+  window.addEventListener("hashchange", stop);
+  timer = setTimeout(tick, every);
+  return stop;
+}
+
+const MICROS_PER_UNIT = 1000000;
+
+// Format integer micro-units as decimal text with at least two decimals (7500 -> "0.0075"),
+// by integer division only, so no floating-point rounding reaches a displayed amount.
+export function formatMicros(micros) {
+  const sign = micros < 0 ? "-" : "";
+  const magnitude = Math.abs(micros);
+  const whole = Math.floor(magnitude / MICROS_PER_UNIT);
+  const fraction = String(magnitude % MICROS_PER_UNIT).padStart(6, "0").replace(/0+$/, "").padEnd(2, "0");
+  return `${sign}${whole}.${fraction}`;
+}
+
+// A bar chart of amounts: points [{label, micros}]. Bar heights are scaled from the integer
+// micro-units, and every label and table cell shows the amount through formatMicros.
+export function moneyBarChart(points, { title, currency = "", height = 160 } = {}) {
+  const width = Math.max(280, points.length * 22);
+  const top = Math.max(1, ...points.map((point) => point.micros));
+  const barWidth = width / Math.max(points.length, 1);
+  const shown = (point) => `${formatMicros(point.micros)}${currency ? ` ${currency}` : ""}`;
+  const bars = points.map((point, index) => {
+    const barHeight = (point.micros / top) * (height - 20);
+    return s(
+      "rect",
+      { x: index * barWidth + 2, y: height - barHeight, width: Math.max(barWidth - 4, 1), height: barHeight, class: "bar" },
+      s("title", {}, `${point.label}: ${shown(point)}`),
+    );
+  });
+  const chart = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "chart", preserveAspectRatio: "none" }, bars);
+  const rows = table([{ label: "Day", value: (point) => point.label }, { label: "Amount", value: shown }], points);
+  const axis = points.length ? h("div", { class: "chart-axis", "aria-hidden": "true" }, h("span", {}, points[0].label), h("span", {}, points[points.length - 1].label)) : null;
+  return h("figure", { class: "figure" }, h("figcaption", {}, title), chart, axis, h("details", { class: "chart-data" }, h("summary", {}, "Show as table"), rows));
+}
