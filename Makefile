@@ -9,7 +9,7 @@ HOUR ?=
 LOCAL_ENV := LOBSTER_STAGE=local LOBSTER_DYNAMODB_ENDPOINT=http://127.0.0.1:8001 LOBSTER_TABLE_PREFIX=lobster-local- \
 	AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test check lint bill reconcile bench package infra clean
+.PHONY: run test check lint bill admin reconcile bench package infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
@@ -45,6 +45,11 @@ lint: $(STAMP)
 
 bill: $(STAMP)
 	$(LOCAL_ENV) $(PY) -m tools.cli bill $(if $(HOUR),--hour $(HOUR),)
+
+# `make admin EMAIL=root@example.com` creates an admin account in the `make run` tables.
+admin: $(STAMP)
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=address"; exit 2; }
+	$(LOCAL_ENV) $(PY) -m tools.cli create-admin --email $(EMAIL)
 
 reconcile: $(STAMP)
 	$(LOCAL_ENV) $(PY) -m tools.cli reconcile
