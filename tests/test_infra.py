@@ -173,3 +173,14 @@ def test_functions_send_mail_only_as_the_configured_identity() -> None:
     assert statement["Action"] == ["ses:SendEmail"]
     assert statement["Resource"]["Fn::Sub"].endswith(":identity/${MailIdentity}")
     assert len(policy["Roles"]) == len(infra.function_names())
+
+
+def test_gateway_answers_use_the_error_format() -> None:
+    resources = infra.build_template()["Resources"]
+    responses = {resource["Properties"]["ResponseType"]: resource["Properties"] for resource in resources.values() if resource.get("Type") == "AWS::ApiGateway::GatewayResponse"}
+
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    for properties in responses.values():
+        body = properties["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"message"')
+        assert set(json.loads(body)["error"]) == {"code", "message", "field"}

@@ -153,6 +153,7 @@ def build_template() -> dict[str, Any]:
     _merge(resources, {"ApiHandlerLogGroup": {"Properties": {"LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}}})
 
     resources["SendMailPolicy"] = _send_mail_policy()
+    resources.update(_gateway_responses())
 
     from tools.alarms import alarm_resources
 
@@ -252,6 +253,32 @@ def _function_settings(name: str) -> dict[str, Any]:
             "Properties": {"ManagedPolicyArns": {"Fn::If": ["TracingEnabled", [XRAY_POLICY], {"Ref": "AWS::NoValue"}]}}
         },
     }
+
+
+# Answers API Gateway gives itself, before any function runs (an unknown path is
+# MISSING_AUTHENTICATION_TOKEN), rewritten into the app's one error format.
+GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", "no route matches this method and path; see /openapi.json"),
+    "DEFAULT_4XX": (None, "bad_request", None),
+    "DEFAULT_5XX": (None, "internal_error", None),
+}
+
+
+def _gateway_responses() -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    for response_type, (status, code, message) in GATEWAY_RESPONSES.items():
+        # $context.error.messageString is API Gateway's message, already a quoted JSON string.
+        message_json = json.dumps(message) if message else "$context.error.messageString"
+        properties: dict[str, Any] = {
+            "RestApiId": {"Ref": "RestAPI"},
+            "ResponseType": response_type,
+            "ResponseTemplates": {"application/json": f'{{"error": {{"code": "{code}", "message": {message_json}, "field": null}}}}'},
+            "ResponseParameters": {"gatewayresponse.header.X-Content-Type-Options": "'nosniff'"},
+        }
+        if status:
+            properties["StatusCode"] = status
+        resources[_pascal(response_type.lower()) + "GatewayResponse"] = {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
+    return resources
 
 
 def _send_mail_policy() -> dict[str, Any]:
