@@ -185,6 +185,7 @@ CASES: tuple[Case, ...] = (
     Case("DELETE", "/v1/api-keys/{key_id}", 204, ids=API_KEY),
     # The same password again: the route runs in full, yet every caller can still log in.
     Case("POST", "/v1/account/password", 200, {"current_password": PASSWORD, "new_password": PASSWORD}),
+    Case("POST", "/v1/auth/logout-others", 200),
     Case("POST", "/v1/auth/logout", 204),
     Case("POST", "/v1/admin/users/{account_id}/disable", 200),
     Case("POST", "/v1/admin/users/{account_id}/enable", 200),

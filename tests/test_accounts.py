@@ -296,3 +296,18 @@ def test_bad_input_names_field_and_writes_nothing(
     assert reply.status == status
     assert reply.error_field == field
     assert data_item_count() == before
+
+
+def test_log_out_others_keeps_only_the_calling_session(api: ApiCaller) -> None:
+    api.sign_up("ann@example.com")
+    kept = api.log_in("ann@example.com")
+    other = api.log_in("ann@example.com")
+    third = api.log_in("ann@example.com")
+
+    reply = api.call("POST", "/v1/auth/logout-others", token=kept)
+
+    assert reply.status == 200
+    assert reply.body == {"sessions_ended": 2}
+    assert api.call("GET", "/v1/account", token=kept).status == 200
+    assert api.call("GET", "/v1/account", token=other).status == 401
+    assert api.call("GET", "/v1/account", token=third).status == 401

@@ -94,6 +94,14 @@ def log_out() -> object:
     return empty_response()
 
 
+@route(blueprint, "/v1/auth/logout-others", ["POST"], action="auth:logout-others", session_only=True)
+def log_out_other_sessions() -> object:
+    principal = current_principal(blueprint.current_request)
+    keep = principal.session.token_hash if principal.session is not None else None
+    ended = service.end_sessions(principal.account.account_id, keep=keep)
+    return json_response({"sessions_ended": ended})
+
+
 @route(blueprint, "/v1/auth/verify", ["POST"], action="auth:verify", public=True, body=TOKEN)
 def verify_email() -> object:
     body = request_body()

@@ -61,9 +61,18 @@ function passwordForm() {
 
 function sessionControls() {
   const button = h("button", { type: "button", onclick: logOut }, "Log out");
+  const others = actionButton(
+    "Log out everywhere else",
+    async () => {
+      const answer = await post("v1/auth/logout-others");
+      const ended = answer.sessions_ended;
+      notify(ended ? `${ended} other ${ended === 1 ? "session was" : "sessions were"} logged out.` : "No other session was open.");
+    },
+    { busyLabel: "Logging out…", confirmText: "Log out every other session of your account, in other browsers and through the API? API keys keep working." },
+  );
   return [
-    h("p", {}, "Changing your password logs out every other session of your account, here and through the API."),
-    h("div", { class: "button-row" }, button),
+    h("p", {}, "Log out here, or end every other session of your account. Changing your password ends the other sessions too."),
+    h("div", { class: "button-row" }, button, others),
   ];
 }
 
