@@ -506,6 +506,22 @@ def test_manual_suspension_stops_vm_and_survives_credit(client: Client, world: W
     assert vm["suspended"] == "no"
 
 
+def test_suspension_reason_is_kept_in_the_audit_log(client: Client, world: World) -> None:
+    status, _ = call(client, "POST", f"/v1/admin/vms/{world.vm_id}/suspend", {"reason": "Abuse report 4411"}, world.admin)
+    assert status == 200
+
+    (event,) = audit_events(action="vm.suspend")
+    assert event.details == {"reason": "Abuse report 4411"}
+
+
+def test_suspension_with_unknown_field_changes_nothing(client: Client, world: World) -> None:
+    status, error = call(client, "POST", f"/v1/admin/vms/{world.vm_id}/suspend", {"why": "spam"}, world.admin)
+
+    assert status == 400
+    assert error["error"]["field"] == "why"
+    assert Vm.get(world.customer_id, world.vm_id).suspended == "no"
+
+
 def test_unsuspend_leaves_automatic_suspension(client: Client, world: World) -> None:
     Vm(world.customer_id, world.vm_id).update(actions=[Vm.suspended.set("auto")])
 

@@ -41,6 +41,10 @@ CREDIT_ADJUSTMENT = Schema(
         Field("reason", max_length=MAX_REASON_LENGTH, description="Shown to the customer on the ledger line"),
     ),
 )
+SUSPENSION = Schema(
+    "AdminSuspension",
+    (Field("reason", required=False, max_length=MAX_REASON_LENGTH, description="Kept in the audit log with the change"),),
+)
 VM_LIMIT = Schema("AdminVmLimit", (Field("vm_limit", kind=int, description=f"0 to {users.MAX_VM_LIMIT}"),))
 PAGE_FIELDS = (
     Field("limit", required=False, max_length=8, description=f"Items per page, 1 to {audit.MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}"),
@@ -319,21 +323,26 @@ def view_vm(vm_id: str) -> object:
     return json_response(vm_json(vm))
 
 
-@admin_route("/v1/admin/vms/{vm_id}/suspend", ["POST"])
+@admin_route("/v1/admin/vms/{vm_id}/suspend", ["POST"], body=SUSPENSION)
 def suspend_vm(vm_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    event = admin_event(request, admin, "vm.suspend", f"vm:{vm_id}")
+    event = admin_event(request, admin, "vm.suspend", f"vm:{vm_id}", _reason_details(request_body()))
     vm, stop_error = vms.suspend_vm(vm_id, event)
     return json_response({**vm_json(vm), "stop_error": stop_error})
 
 
-@admin_route("/v1/admin/vms/{vm_id}/unsuspend", ["POST"])
+@admin_route("/v1/admin/vms/{vm_id}/unsuspend", ["POST"], body=SUSPENSION)
 def unsuspend_vm(vm_id: str) -> object:
     request = blueprint.current_request
     admin = require_admin(request)
-    event = admin_event(request, admin, "vm.unsuspend", f"vm:{vm_id}")
+    event = admin_event(request, admin, "vm.unsuspend", f"vm:{vm_id}", _reason_details(request_body()))
     return json_response(vm_json(vms.unsuspend_vm(vm_id, event)))
+
+
+def _reason_details(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    reason = (body.get("reason") or "").strip()
+    return {"reason": reason} if reason else None
 
 
 # Payments.

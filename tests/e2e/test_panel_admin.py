@@ -283,10 +283,14 @@ def test_payments_list_and_vm_suspension(page: object, stack: Stack) -> None:
     open_admin_page(page, f"/admin/vms?account_id={customer_id}", "All VMs")
     page.get_by_role("link", name="web-e2e").click()  # type: ignore[attr-defined]
     expect(page.get_by_role("heading", level=1, name="web-e2e")).to_be_visible()  # type: ignore[attr-defined]
+    page.get_by_label("Reason").fill("Abuse report from the browser test")  # type: ignore[attr-defined]
     page.get_by_role("button", name="Suspend").click()  # type: ignore[attr-defined]
     page.get_by_role("dialog").get_by_role("button", name="Suspend").click()  # type: ignore[attr-defined]
     expect(page.locator("dl.facts")).to_contain_text("Suspended by an admin")  # type: ignore[attr-defined]
     expect(page.get_by_role("button", name="Unsuspend")).to_be_visible()  # type: ignore[attr-defined]
+    page.get_by_role("link", name="Audit log of this VM").click()  # type: ignore[attr-defined]
+    suspension = page.locator("tr", has=page.get_by_text("vm.suspend"))  # type: ignore[attr-defined]
+    expect(suspension).to_contain_text("Abuse report from the browser test")
 
     page.locator("#nav").get_by_role("link", name="All VMs").click()  # type: ignore[attr-defined]
     page.get_by_label("State").select_option("active")  # type: ignore[attr-defined]

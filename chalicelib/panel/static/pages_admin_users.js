@@ -7,6 +7,7 @@ import {
   actionWithResult,
   alertBox,
   badge,
+  confirmDialog,
   dateTime,
   factList,
   filterForm,
@@ -338,17 +339,20 @@ function suspensionSection(vm, reload) {
   if (vm.state !== "active") {
     return section("Suspension", h("p", {}, `Only an active VM can be suspended; this one is ${vm.state}.`));
   }
-  const suspend = actionWithResult("Suspend", async () => {
-    const answer = await post(`v1/admin/vms/${id(vm.id)}/suspend`);
-    await reload();
-    if (answer.stop_error) notify(`The VM is suspended, but stopping it on its backend failed: ${answer.stop_error}`, "error");
-  }, {
+  const suspend = form({
+    fields: [{ name: "reason", label: "Reason", type: "textarea", rows: 2, required: false, maxLength: 500, hint: "Kept with the change in the audit log." }],
+    submitLabel: "Suspend",
     busyLabel: "Suspending…",
-    kind: "danger",
-    success: `${vm.name} is suspended.`,
-    confirmText: `Suspend ${vm.name}? It is stopped on its backend and keeps being billed until an admin unsuspends it.`,
+    onSubmit: async (values) => {
+      const confirmed = await confirmDialog(`Suspend ${vm.name}? It is stopped on its backend and keeps being billed until an admin unsuspends it.`, "Suspend");
+      if (!confirmed) return null;
+      const answer = await post(`v1/admin/vms/${id(vm.id)}/suspend`, values.reason ? { reason: values.reason } : {});
+      await reload();
+      if (answer.stop_error) notify(`The VM is suspended, but stopping it on its backend failed: ${answer.stop_error}`, "error");
+      return `${vm.name} is suspended.`;
+    },
   });
-  return section("Suspension", h("p", {}, "Suspending stops the VM and keeps the customer from starting it. Billing goes on."), suspend.button, suspend.result);
+  return section("Suspension", h("p", {}, "Suspending stops the VM and keeps the customer from starting it. Billing goes on."), suspend);
 }
 
 // ---- payments -------------------------------------------------------------------------------
