@@ -3,8 +3,9 @@
 Starts its own DynamoDB Local on a free 127.0.0.1 port with its own table prefix. Each scenario
 writes a fleet of active VMs (bench.fleet) and runs the real hourly billing for one hour with the
 clock frozen, while bench.recorder records every request and bench.capacity prices it. The wall
-time is compared with a floor measured on the same server in the same process: one sequential
-conditional PutItem per VM-hour of a ledger-line-sized item through PynamoDB.
+time is compared with a floor measured on the same server in the same process: one conditional
+PutItem per VM-hour of a ledger-line-sized item through PynamoDB, sent by as many threads as
+the run bills accounts on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -43,18 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     port = dynamodb_local.free_port()
     _configure_environment(prefix, port)
+    threads = _set_account_threads(args.account_threads)
 
     started = time.perf_counter()
     server = dynamodb_local.start(port)
     try:
         print(machine_summary(), flush=True)
-        print(f"DynamoDB Local on {server.endpoint}, table prefix {prefix}", end="\n\n", flush=True)
+        print(f"DynamoDB Local on {server.endpoint}, table prefix {prefix}", flush=True)
+        print(f"account threads {threads}, for the billing run and for the floor", end="\n\n", flush=True)
         if args.warm_up_vms:
-            _run_scenario(args.warm_up_vms, WARM_UP_VMS_PER_ACCOUNT, prefix, args.stale_meters)
+            _run_scenario(args.warm_up_vms, WARM_UP_VMS_PER_ACCOUNT, prefix, args.stale_meters, threads)
         results = []
         for vm_count in args.vm_counts:
             for vms_per_account in args.vms_per_account:
-                result = _run_scenario(vm_count, vms_per_account, prefix, args.stale_meters)
+                result = _run_scenario(vm_count, vms_per_account, prefix, args.stale_meters, threads)
                 print(format_scenario(result), end="\n\n", flush=True)
                 results.append(result)
     finally:
@@ -112,9 +116,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="traffic readings of deleted VMs stored in every account (default: 0)",
     )
     parser.add_argument(
+        "--account-threads",
+        type=int,
+        default=None,
+        help="threads that bill a shard's accounts, and that send the floor's writes (default: the worker's ACCOUNT_THREADS)",
+    )
+    parser.add_argument(
         "--warm-up-vms", type=int, default=WARM_UP_VMS, help=f"VMs of the unreported first run (default: {WARM_UP_VMS}; 0 skips it)"
     )
     args = parser.parse_args(argv)
+    if args.account_threads is not None and args.account_threads < 1:
+        parser.error(f"--account-threads must be at least 1, got {args.account_threads}")
     for vm_count in args.vm_counts:
         for vms_per_account in args.vms_per_account:
             if vm_count % vms_per_account:
@@ -144,7 +156,16 @@ def _configure_environment(prefix: str, port: int) -> None:
     os.environ.pop("LOBSTER_BILLING_QUEUE_URL", None)  # bill shards inline, as the local stage does
 
 
-def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters: int = 0) -> ScenarioResult:
+def _set_account_threads(threads: int | None) -> int:
+    """Set the worker's account thread count when `threads` is given; return the count in use."""
+    from chalicelib.billing import worker
+
+    if threads is not None:
+        worker.ACCOUNT_THREADS = threads
+    return worker.ACCOUNT_THREADS
+
+
+def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters: int = 0, threads: int = 1) -> ScenarioResult:
     """Build a fleet, time the floor before and after the billing run, and price every request."""
     from bench.fleet import BILLED_HOUR, RUN_AT, build_fleet, floor_lines
     from chalicelib import clock
@@ -159,7 +180,7 @@ def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters
     before, after = floor_lines(fleet, f"{label}-floor-before"), floor_lines(fleet, f"{label}-floor-after")
 
     load_before = os.getloadavg()[0]
-    floor_before, floor_before_recording = _time_floor(before)
+    floor_before, floor_before_recording = _time_floor(before, threads)
     invalidate()  # the run loads the catalog itself, as a fresh Lambda invocation does
     clock.set_time(RUN_AT)
     with _quiet_output(), record_requests() as recording:
@@ -168,7 +189,7 @@ def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters
         run_seconds = time.perf_counter() - started
     clock.set_time(None)
     metrics.clear_metrics()  # drop the run's buffered metrics, so no scenario carries them into the next
-    floor_after, floor_after_recording = _time_floor(after)
+    floor_after, floor_after_recording = _time_floor(after, threads)
     load_after = os.getloadavg()[0]
 
     result = ScenarioResult(
@@ -185,6 +206,7 @@ def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters
         demo_table=DemoMachine.Meta.table_name,
         stale_meters=stale_meters,
         load_averages=(load_before, load_after),
+        account_threads=threads,
     )
     _check_run(result)
     return result
@@ -202,15 +224,22 @@ def _reset_tables() -> None:
     invalidate()
 
 
-def _time_floor(lines: list[LedgerLine]) -> tuple[float, Recording]:
-    """Write `lines` one by one with the ledger's condition; return the seconds and the recording."""
+def _time_floor(lines: list[LedgerLine], threads: int) -> tuple[float, Recording]:
+    """Write `lines` with the ledger's condition, each of `threads` threads one slice after the
+    other; return the seconds and the recording."""
     from chalicelib.models.ledger import LedgerLine
 
     condition = LedgerLine.line_key.does_not_exist()
-    with record_requests() as recording:
-        started = time.perf_counter()
-        for line in lines:
+
+    def write(part: list[LedgerLine]) -> None:
+        for line in part:
             line.save(condition=condition)
+
+    parts = [lines[offset::threads] for offset in range(threads)]
+    with record_requests() as recording, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="floor") as pool:
+        started = time.perf_counter()
+        for future in [pool.submit(write, part) for part in parts]:
+            future.result()
         seconds = time.perf_counter() - started
     return seconds, recording
 

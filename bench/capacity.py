@@ -85,6 +85,7 @@ class RequestRecord:
     response: dict[str, Any]
     error_code: str | None
     seconds: float
+    started: float = 0.0  # time.perf_counter() when the call began
 
 
 @dataclass

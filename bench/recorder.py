@@ -1,13 +1,14 @@
 """Record every DynamoDB request the application sends, from botocore events on its clients.
 
 Hooks run on `before-call`, `before-send` and `after-call` of the "dynamodb" service, so the
-product code runs unchanged. While recording they only keep references and timestamps; the
-request bodies are decoded afterwards, so the timed run pays as little as possible for them.
+product code runs unchanged, on any number of threads. While recording they only keep references
+and timestamps; the request bodies are decoded afterwards, so the timed run pays little for them.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,26 +27,33 @@ class _RawCall:
     body: bytes | str
     response: dict[str, Any]
     status: int
+    started: float
     seconds: float
 
 
 @dataclass
 class Recording:
-    """The calls seen while recording; `attempts` counts HTTP sends, so retries show as extra."""
+    """The calls seen while recording, in the order they finished; `attempts` counts HTTP sends,
+    so retries show as extra."""
 
     calls: list[_RawCall] = field(default_factory=list)
     attempts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def before_call(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context[_STARTED] = time.perf_counter()
         context[_BODY] = params.get("body", b"")
 
     def before_send(self, **_: Any) -> None:
-        self.attempts += 1
+        with self._lock:
+            self.attempts += 1
 
     def after_call(self, model: Any, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        seconds = time.perf_counter() - context.pop(_STARTED, time.perf_counter())
-        self.calls.append(_RawCall(model.name, context.pop(_BODY, b""), parsed, http_response.status_code, seconds))
+        finished = time.perf_counter()
+        started = context.pop(_STARTED, finished)
+        call = _RawCall(model.name, context.pop(_BODY, b""), parsed, http_response.status_code, started, finished - started)
+        with self._lock:
+            self.calls.append(call)
 
     @property
     def retries(self) -> int:
@@ -62,7 +70,7 @@ def _decode(call: _RawCall) -> RequestRecord:
     error_code = None
     if call.status >= 300:
         error_code = call.response.get("Error", {}).get("Code", f"HTTP {call.status}")
-    return RequestRecord(call.operation, params, call.response, error_code, call.seconds)
+    return RequestRecord(call.operation, params, call.response, error_code, call.seconds, call.started)
 
 
 def dynamodb_clients() -> list[Any]:

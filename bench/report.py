@@ -2,13 +2,15 @@
 
 Figures per VM-hour count requests to Lobster's own tables. The demo backend keeps its VMs in
 a DynamoDB table too, but on AWS a provider's HTTP API takes its place, so its reads are shown
-on their own lines and only the wall time includes them.
+on their own lines and only the wall time includes them. Request times are wall-clock spans in
+which at least one request was in flight, so they stay below the run's time on any thread count.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench.capacity import OK, Charge, RequestRecord
@@ -35,6 +37,7 @@ class ScenarioResult:
     demo_table: str
     stale_meters: int = 0
     load_averages: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    account_threads: int = 1  # threads of the run's account pool, and of the floor's writers
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -59,10 +62,16 @@ class ScenarioResult:
         return sum(charge.read_units for charge in self.lobster_charges())
 
     def demo_seconds(self) -> float:
-        return sum(record.seconds for record, charges in self.charged if charges and charges[0].table == self.demo_table)
+        """Return the seconds in which demo backend requests, and no others, were in flight."""
+        return self.request_seconds() - self.lobster_request_seconds()
+
+    def lobster_request_seconds(self) -> float:
+        """Return the seconds in which at least one request to Lobster's tables was in flight."""
+        return busy_seconds(record for record, charges in self.charged if not charges or charges[0].table != self.demo_table)
 
     def request_seconds(self) -> float:
-        return sum(record.seconds for record, _ in self.charged)
+        """Return the seconds in which at least one request was in flight."""
+        return busy_seconds(record for record, _ in self.charged)
 
     def per_vm_hour(self, value: float) -> float:
         return value / self.vm_hours
@@ -86,6 +95,24 @@ class ScenarioResult:
             for charge in self.lobster_charges()
             if charge.operation in WRITE_OPERATIONS and charge.outcome == OK
         )
+
+
+def busy_seconds(records: Iterable[RequestRecord]) -> float:
+    """Return the length of the union of the records' time spans, so overlapping requests on
+    several threads count once."""
+    total = 0.0
+    span_start = span_end = None
+    for record in sorted(records, key=lambda record: record.started):
+        end = record.started + record.seconds
+        if span_end is None or record.started > span_end:
+            if span_start is not None and span_end is not None:
+                total += span_end - span_start
+            span_start, span_end = record.started, end
+            continue
+        span_end = max(span_end, end)
+    if span_start is not None and span_end is not None:
+        total += span_end - span_start
+    return total
 
 
 @dataclass
@@ -146,10 +173,12 @@ def _totals(result: ScenarioResult) -> list[str]:
         f"read units per VM-hour    {figures['read_units_per_vm_hour']:.3f}",
         f"requests per VM-hour      {figures['requests_per_vm_hour']:.3f} to Lobster's tables, "
         f"{figures['demo_backend_requests_per_vm_hour']:.3f} to the demo backend's table",
-        f"billing run               {result.run_seconds:.2f} s: {result.request_seconds() - result.demo_seconds():.2f} s in "
-        f"Lobster's requests, {result.demo_seconds():.2f} s in demo backend requests, {python_seconds:.2f} s outside requests",
+        f"billing run               {result.run_seconds:.2f} s on {_threads(result.account_threads)}: "
+        f"{result.lobster_request_seconds():.2f} s with a request to Lobster's tables in flight, "
+        f"{result.demo_seconds():.2f} s with only demo backend requests, {python_seconds:.2f} s with none",
         f"floor                     {result.floor:.2f} s (before {floor_before:.2f} s, after {floor_after:.2f} s): "
-        f"{result.vm_hours} conditional PutItems, {_floor_bytes(result):.0f} bytes each on average",
+        f"{result.vm_hours} conditional PutItems on {_threads(result.account_threads)}, "
+        f"{_floor_bytes(result):.0f} bytes each on average",
         f"wall-time ratio           {figures['wall_time_ratio']:.2f}" + _verdict(figures["wall_time_ratio"], WALL_TIME_RATIO_TARGET)
         + f"; {figures['wall_time_ratio_without_demo_backend']:.2f} without the demo backend's requests",
     ]
@@ -161,6 +190,10 @@ def _totals(result: ScenarioResult) -> list[str]:
         lines.append(f"retries                   {result.retries} HTTP attempts were retries")
     lines.extend(result.notes)
     return lines
+
+
+def _threads(count: int) -> str:
+    return "1 thread" if count == 1 else f"{count} threads"
 
 
 def _floor_bytes(result: ScenarioResult) -> float:
@@ -175,8 +208,9 @@ def _verdict(value: float, target: float | None) -> str:
 
 
 def figure_lines(results: list[ScenarioResult]) -> list[str]:
-    """Format one `name=value` line per figure and scenario, in a stable order."""
-    lines = []
+    """Format one `name=value` line per figure and scenario, in a stable order, after the
+    thread count that the runs and floors shared."""
+    lines = [f"account_threads={results[0].account_threads}"] if results else []
     for result in results:
         for name, value in result.figures().items():
             lines.append(f"{name}_{result.name}={value:.3f}")

@@ -7,6 +7,7 @@ the product code runs unchanged against the real DynamoDB Local server.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from chalicelib.models import ALL_MODELS
 from chalicelib.models.base import connection
 
+WRITE_NUMBER = "lobster_write_number"
 WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
 
 
@@ -28,25 +30,36 @@ class InjectedCrash(BaseException):
 
 @dataclass
 class WriteCounter:
+    """Numbers writes in the order they start, across threads; each write keeps its number
+    in botocore's per-call context, so its commit is matched to it even when other threads
+    start writes in between."""
+
     crash_at: int | None = None  # 1-based index of the write that crashes
     after_commit: bool = True
     writes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def before(self, model: Any, params: Any, **_: Any) -> None:
-        self._maybe_crash(model, committed=False)
-
-    def after(self, model: Any, **_: Any) -> None:
-        self._maybe_crash(model, committed=True)
-
-    def _maybe_crash(self, model: Any, committed: bool) -> None:
-        name = model.name
-        if name not in WRITE_OPERATIONS:
+    def before(self, model: Any, params: Any, context: dict[str, Any], **_: Any) -> None:
+        if model.name not in WRITE_OPERATIONS:
             return
-        if not committed:
-            self.writes.append(name)
-        if self.crash_at is not None and len(self.writes) == self.crash_at and committed == self.after_commit:
+        with self.lock:
+            self.writes.append(model.name)
+            number = len(self.writes)
+        context[WRITE_NUMBER] = number
+        self._maybe_crash(model.name, number, committed=False)
+
+    def after(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if model.name in WRITE_OPERATIONS:
+            self._maybe_crash(model.name, context[WRITE_NUMBER], committed=True)
+
+    def _maybe_crash(self, name: str, number: int, committed: bool) -> None:
+        if committed != self.after_commit:
+            return
+        with self.lock:
+            if self.crash_at != number:
+                return
             self.crash_at = None
-            raise InjectedCrash(f"crash at write {len(self.writes)} ({name}, committed={committed})")
+        raise InjectedCrash(f"crash at write {number} ({name}, committed={committed})")
 
 
 def _clients() -> list[Any]:

@@ -14,6 +14,7 @@ from chalicelib import clock, config
 from chalicelib.billing.allocation import GIB
 from chalicelib.billing.bandwidth import settle
 from chalicelib.billing.planner import ShardMessage, handle_shard_message, plan_hour
+from chalicelib.billing.prefetch import read_traffic_batches
 from chalicelib.billing.shards import shard_for
 from chalicelib.catalog import invalidate, load_catalog
 from chalicelib.clock import HOUR, hour_key
@@ -92,6 +93,19 @@ def test_metering_outage_next_reading_covers_gap(solusvm_region: FakeSolusVm) ->
     assert usage(account.account_id)["sol|2026-03"] == 5 * gib
     assert len(charges(account.account_id)) == 4
     assert demo_vm.vm_id
+    assert_balance_matches_ledger(account.account_id)
+
+
+def test_region_without_batch_reading_reads_each_vm(solusvm_region: FakeSolusVm) -> None:
+    account = account_with_credit("single@example.com", 20_000_000, T0)
+    vm = sol_vm(account, solusvm_region)
+    solusvm_region.set_traffic(vm.backend_id or "", 3 * GIB)
+
+    assert read_traffic_batches([vm]) == {}
+    run_hour(datetime(2026, 3, 2, 10, tzinfo=UTC))
+
+    assert usage(account.account_id) == {"sol|2026-03": 3 * GIB}
+    assert Account.get(account.account_id, consistent_read=True).meters == {vm.vm_id: 3 * GIB}
     assert_balance_matches_ledger(account.account_id)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -183,6 +183,15 @@ class Backend(ABC):
         move); billing treats a reading lower than the last one as a reset.
         """
         raise self._unsupported("traffic")
+
+    def read_traffic_batch(self, backend_ids: Sequence[str]) -> dict[str, int]:
+        """Return the traffic counters of several VMs in bytes, keyed by backend id.
+
+        For backends that declare "traffic" and can read many counters in one provider
+        request. A VM the provider does not report is left out of the result. The default
+        raises NotSupported, and callers then read each VM with `read_traffic`.
+        """
+        raise NotSupported(f"region {self.region_id} reads traffic counters one VM at a time")
 
     def get_console_url(self, backend_id: str) -> str:
         raise self._unsupported("console")

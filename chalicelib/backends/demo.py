@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import secrets
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from chalicelib.backends.base import (
     Address,
@@ -28,7 +28,7 @@ from chalicelib.backends.base import (
 )
 from chalicelib.clock import iso, now, parse_iso
 from chalicelib.config import settings
-from chalicelib.errors import NotFound
+from chalicelib.errors import BackendUnavailable, NotFound
 from chalicelib.models.demo import DemoMachine
 
 # Simulated traffic: between 50 kB/s and 250 kB/s per VM, chosen from the VM id.
@@ -88,10 +88,16 @@ class DemoBackend(Backend):
         self.start_vm(backend_id)
 
     def read_traffic(self, backend_id: str) -> int:
-        machine = self._machine(backend_id)
-        since = parse_iso(machine.counter_reset_at or machine.created_at)
-        seconds = max(0, int((now() - since).total_seconds()))
-        return seconds * self._rate(backend_id)
+        return self._counter(self._machine(backend_id), now())
+
+    def read_traffic_batch(self, backend_ids: Sequence[str]) -> dict[str, int]:
+        """Read the counters with consistent BatchGetItem calls of up to 100 machines."""
+        moment = now()
+        try:
+            machines = list(DemoMachine.batch_get(set(backend_ids), consistent_read=True))
+        except PynamoDBException as error:
+            raise BackendUnavailable(f"reading {len(backend_ids)} demo traffic counters failed: {error}") from error
+        return {machine.machine_id: self._counter(machine, moment) for machine in machines}
 
     def reset_traffic_counter(self, backend_id: str) -> None:
         """Simulate a provider-side counter reset (used by tests and the demo)."""
@@ -130,6 +136,11 @@ class DemoBackend(Backend):
             return DemoMachine.get(backend_id, consistent_read=True)
         except DoesNotExist as error:
             raise NotFound(f"demo VM {backend_id} does not exist") from error
+
+    def _counter(self, machine: DemoMachine, moment: datetime) -> int:
+        since = parse_iso(machine.counter_reset_at or machine.created_at)
+        seconds = max(0, int((moment - since).total_seconds()))
+        return seconds * self._rate(machine.machine_id)
 
     def _state(self, machine: DemoMachine, created: datetime) -> VmState:
         if (now() - created).total_seconds() < settings().demo_provision_seconds:

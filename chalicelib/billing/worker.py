@@ -3,12 +3,14 @@
 Invariant: each (VM, VM-hour) and each (account, storage hour) is one ledger line with a
 deterministic key, written once with `attribute_not_exists`. An account's hourly lines
 reach its balance through one compare-and-set on `billed_through`, so retries, duplicate
-messages and concurrent runs charge every hour exactly once.
+messages, concurrent runs and accounts billed in parallel threads charge every hour once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -20,7 +22,8 @@ from chalicelib.billing.hours import hour_start, hours_ending_in, plan_at
 from chalicelib.billing.ledger import BATCH_HOURLY, new_line
 from chalicelib.billing.lifecycle import review
 from chalicelib.billing.meter import traffic_delta
-from chalicelib.catalog import Catalog, backend_for, load_catalog
+from chalicelib.billing.prefetch import Readings, read_accounts, read_traffic_batches, read_vm_traffic
+from chalicelib.catalog import Catalog, load_catalog
 from chalicelib.clock import HOUR, hour_key, iso, month_key, now, parse_hour_key, parse_iso, previous_month_start
 from chalicelib.config import settings
 from chalicelib.errors import LobsterError
@@ -35,6 +38,9 @@ from chalicelib.vms.service import refresh_vm, retry_backend_delete
 
 MAX_CURSOR_ATTEMPTS = 5
 BYTES_PER_GB = 10**9
+# Accounts of one shard billed at the same time. Each thread waits on its own DynamoDB and
+# provider requests; boto3 clients are thread-safe and PynamoDB keeps a session per thread.
+ACCOUNT_THREADS = 4
 
 
 @dataclass
@@ -51,13 +57,20 @@ class ShardResult:
     amount_micros: int = 0
 
 
+@dataclass(frozen=True)
+class _Reading:
+    vm_id: str
+    usage_key: str  # "region|YYYY-MM" of the month the sample ends in
+    counter: int
+
+
 @dataclass
 class _Batch:
-    """The hourly lines of one account for one cursor move, and what they change."""
+    """The hourly lines of one account for one cursor move, and the traffic readings they carry,
+    oldest first."""
 
     lines: list[LedgerLine] = field(default_factory=list)
-    meters: dict[str, int] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    readings: list[_Reading] = field(default_factory=list)
 
     @property
     def amount_micros(self) -> int:
@@ -71,32 +84,69 @@ class ShardIncomplete(LobsterError):
 def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     """Bill every account with billable VMs or images in `shard` through `through_hour`.
 
-    One account's failure does not stop the others: it is logged, the rest are billed, and
-    ShardIncomplete makes the queue deliver the message again for the failed accounts.
+    The shard's accounts are read in batches and its traffic counters per region first. Up to
+    ACCOUNT_THREADS accounts are then billed at once. One account's failure does not stop the
+    others: it is logged, the rest are billed, and ShardIncomplete makes the queue deliver the
+    message again for the failed accounts.
     """
     result = ShardResult()
     catalog = load_catalog()
     failed: list[str] = []
 
-    for account_id, work in collect_shard(shard).items():
-        try:
-            applied = bill_account(account_id, work, through_hour, catalog)
-        except Exception as error:  # noqa: BLE001 - isolate one account's failure from the shard
-            logger.exception("account_billing_failed", extra={"account_id": account_id, "shard": shard, "error": str(error)})
+    work_by_account = collect_shard(shard)
+    accounts = read_accounts(work_by_account)
+    readings = read_traffic_batches(_vms_to_read(work_by_account, accounts, through_hour))
+
+    def bill(account_id: str) -> _Batch | None:
+        work = work_by_account[account_id]
+        return bill_account(account_id, work, through_hour, catalog, account=accounts.get(account_id), readings=readings)
+
+    for account_id, outcome in run_isolated(list(work_by_account), bill, ACCOUNT_THREADS).items():
+        if isinstance(outcome, Exception):
+            logger.error(
+                "account_billing_failed", exc_info=outcome, extra={"account_id": account_id, "shard": shard, "error": str(outcome)}
+            )
             metrics.add_metric(name="AccountBillingFailures", unit="Count", value=1)
             failed.append(account_id)
             continue
-        if applied is None:
+        if outcome is None:
             result.accounts_skipped += 1
             continue
         result.accounts_billed += 1
-        result.lines_applied += len(applied.lines)
-        result.amount_micros += applied.amount_micros
+        result.lines_applied += len(outcome.lines)
+        result.amount_micros += outcome.amount_micros
 
     logger.info("billing_shard_done", extra={"shard": shard, "hour": hour_key(through_hour), "failed": len(failed), **result.__dict__})
     if failed:
         raise ShardIncomplete(f"shard {shard}: {len(failed)} accounts failed and will be retried")
     return result
+
+
+def run_isolated(
+    account_ids: list[str], bill: Callable[[str], _Batch | None], threads: int
+) -> dict[str, _Batch | None | Exception]:
+    """Call `bill` for each account on up to `threads` threads; return each result or error.
+
+    An Exception fails only its own account and is returned as its result. Anything else,
+    such as KeyboardInterrupt, cancels the accounts not yet started and propagates once the
+    running ones finish.
+    """
+
+    def isolate(account_id: str) -> _Batch | None | Exception:
+        try:
+            return bill(account_id)
+        except Exception as error:  # noqa: BLE001 - isolate one account's failure from the shard
+            return error
+
+    if threads <= 1 or len(account_ids) <= 1:
+        return {account_id: isolate(account_id) for account_id in account_ids}
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="billing-account")
+    try:
+        futures = {account_id: pool.submit(isolate, account_id) for account_id in account_ids}
+        return {account_id: future.result() for account_id, future in futures.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def collect_shard(shard: str) -> dict[str, AccountWork]:
@@ -108,35 +158,65 @@ def collect_shard(shard: str) -> dict[str, AccountWork]:
     return work
 
 
-def bill_account(account_id: str, work: AccountWork, through_hour: datetime, catalog: Catalog) -> _Batch | None:
+def bill_account(
+    account_id: str,
+    work: AccountWork,
+    through_hour: datetime,
+    catalog: Catalog,
+    *,
+    account: Account | None = None,
+    readings: Readings | None = None,
+) -> _Batch | None:
     """Move one account's cursor to `through_hour`, charging everything in between.
 
+    `account` is a copy read earlier, such as by BatchGetItem, and `readings` holds traffic
+    counters read earlier by VM id; VMs missing from it are read here. The first attempt
+    uses the copy, and each attempt after a failed compare-and-set reads the account again.
     Returns the applied batch, or None when the cursor was already there.
     """
     if any(image.state in ("pending", "deleting") for image in work.images):
         refresh_pending_images(account_id, work.images)
 
     for _attempt in range(MAX_CURSOR_ATTEMPTS):
-        account = Account.get(account_id, consistent_read=True)
+        if account is None:
+            account = Account.get(account_id, consistent_read=True)
         cursor = parse_hour_key(account.billed_through)
         if cursor >= through_hour:
             return None
 
-        batch = _build_batch(account, work, cursor, through_hour, catalog)
+        batch = _build_batch(account, work, cursor, through_hour, catalog, readings or {})
         if _apply_batch(account, batch, through_hour, work.vms):
             _log_batch(account_id, batch, through_hour)
             _after_batch(account, work, catalog)
             return batch
+        account = None
 
     raise RuntimeError(f"account {account_id}: billing cursor kept moving under the worker")
 
 
-def _build_batch(account: Account, work: AccountWork, cursor: datetime, through_hour: datetime, catalog: Catalog) -> _Batch:
+def _vms_to_read(work_by_account: dict[str, AccountWork], accounts: dict[str, Account], through_hour: datetime) -> list[Vm]:
+    """Return the VMs whose traffic the run will read ahead: live VMs with an hour to bill."""
+    due: list[Vm] = []
+    for account_id, work in work_by_account.items():
+        account = accounts.get(account_id)
+        if account is None:
+            continue
+        window_start, window_end = parse_hour_key(account.billed_through) + HOUR, through_hour + HOUR
+        try:
+            due.extend(vm for vm in work.vms if vm.deleted_at is None and _billable_hours(vm, window_start, window_end))
+        except ValueError:
+            continue  # a malformed time; billing the account reports it and fails that account alone
+    return due
+
+
+def _build_batch(
+    account: Account, work: AccountWork, cursor: datetime, through_hour: datetime, catalog: Catalog, readings: Readings
+) -> _Batch:
     batch = _Batch()
     window_start, window_end = cursor + HOUR, through_hour + HOUR
 
     for vm in work.vms:
-        _add_vm_lines(batch, account, vm, window_start, window_end, catalog)
+        _add_vm_lines(batch, account, vm, window_start, window_end, catalog, readings)
     for period in _hours(cursor + HOUR, through_hour):
         _add_storage_line(batch, account.account_id, work.images, period)
     return batch
@@ -178,22 +258,30 @@ def _hours(first: datetime, last: datetime) -> list[datetime]:
     return hours
 
 
-def _add_vm_lines(
-    batch: _Batch, account: Account, vm: Vm, window_start: datetime, window_end: datetime, catalog: Catalog
-) -> None:
-    if vm.state == "provisioning":
-        refresh_vm(vm)
+def _billable_hours(vm: Vm, window_start: datetime, window_end: datetime) -> range:
+    """Return the indexes of the VM's hours that end in (window_start, window_end]."""
     if not vm.plan_history or vm.started_at is None:
-        return
+        return range(0)
     started = parse_iso(vm.started_at)
     deleted = parse_iso(vm.deleted_at) if vm.deleted_at else None
     if vm.hourly_from:
         window_start = max(window_start, parse_iso(vm.hourly_from))
-    indexes = hours_ending_in(started, window_start, window_end, deleted, settings().minimum_billed_hours)
+    return hours_ending_in(started, window_start, window_end, deleted, settings().minimum_billed_hours)
+
+
+def _add_vm_lines(
+    batch: _Batch, account: Account, vm: Vm, window_start: datetime, window_end: datetime, catalog: Catalog, readings: Readings
+) -> None:
+    if vm.state == "provisioning":
+        refresh_vm(vm)
+    indexes = _billable_hours(vm, window_start, window_end)
     if not indexes:
         return
 
-    reading = None if deleted else _read_traffic(vm)
+    started = parse_iso(vm.started_at or "")
+    reading = None
+    if vm.deleted_at is None:
+        reading = readings[vm.vm_id] if vm.vm_id in readings else read_vm_traffic(vm)
     for index in indexes:
         start = hour_start(started, index)
         plan_id = plan_at(vm.plan_history, start)
@@ -221,21 +309,6 @@ def _add_vm_lines(
 
 
 _EPSILON = HOUR / 3600  # one second: an hour ending exactly at HH:00 belongs to run HH-1
-
-
-def _read_traffic(vm: Vm) -> int | None:
-    """Read the VM's traffic counter; a failed reading stores nothing."""
-    if vm.backend_id is None:
-        return None
-    try:
-        backend = backend_for(vm.region)
-        if not backend.supports("traffic"):
-            return None
-        return backend.read_traffic(vm.backend_id)
-    except LobsterError as error:
-        logger.error("traffic_reading_failed", extra={"vm_id": vm.vm_id, "region": vm.region, "error": error.message})
-        metrics.add_metric(name="TrafficReadingFailures", unit="Count", value=1)
-        return None
 
 
 def _add_storage_line(batch: _Batch, account_id: str, images: list[Image], period: datetime) -> None:
@@ -287,27 +360,43 @@ def _claim(line: LedgerLine) -> LedgerLine | None:
 def _include(batch: _Batch, line: LedgerLine) -> None:
     batch.lines.append(line)
     if line.bandwidth_reading is not None and line.vm_id is not None:
-        batch.meters[line.vm_id] = int(line.bandwidth_reading)
-        batch.usage[f"{line.region}|{line.bandwidth_month}"] += int(line.bandwidth_delta or 0)
+        usage_key = f"{line.region}|{line.bandwidth_month}"
+        batch.readings.append(_Reading(line.vm_id, usage_key, int(line.bandwidth_reading)))
+
+
+def _meter_changes(meters: dict[str, int], readings: list[_Reading]) -> tuple[dict[str, int], dict[str, int]]:
+    """Return the meters after `readings` and the bytes they add per "region|YYYY-MM".
+
+    Each delta is taken from the previous reading of the same VM, starting from `meters`,
+    which the cursor's compare-and-set guards. The delta stored on a line is not used,
+    because a line written by an attempt whose cursor then moved can be based on older meters.
+    """
+    latest = dict(meters)
+    usage: dict[str, int] = defaultdict(int)
+    for reading in readings:
+        usage[reading.usage_key] += traffic_delta(latest.get(reading.vm_id), reading.counter)
+        latest[reading.vm_id] = reading.counter
+    return latest, usage
 
 
 def _apply_batch(account: Account, batch: _Batch, through_hour: datetime, vms: list[Vm]) -> bool:
     """Apply the batch with a compare-and-set on the cursor; False if another run moved it."""
+    latest, added = _meter_changes(account.meters, batch.readings)
     # Keep readings only for VMs that still report traffic, so the account item stays
     # under 1 KB and its cursor update costs one write unit.
     metered = {vm.vm_id for vm in vms if vm.deleted_at is None}
-    meters = {vm_id: reading for vm_id, reading in {**account.meters, **batch.meters}.items() if vm_id in metered}
+    meters = {vm_id: reading for vm_id, reading in latest.items() if vm_id in metered}
     usage = recent_months(account.bandwidth_used)
-    for key, delta in batch.usage.items():
+    for key, delta in added.items():
         usage[key] = usage.get(key, 0) + delta
 
     actions = [
         Account.billed_through.set(hour_key(through_hour)),
         Account.balance_micros.set(Account.balance_micros + batch.amount_micros),
     ]
-    if batch.meters or meters != account.meters:
+    if batch.readings or meters != account.meters:
         actions.append(Account.meters.set(meters))
-    if batch.usage:
+    if added:
         actions.append(Account.bandwidth_used.set(usage))
     try:
         account.update(actions=actions, condition=Account.billed_through == account.billed_through)
