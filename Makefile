@@ -11,10 +11,11 @@ LOCAL_ENV := LOBSTER_STAGE=local LOBSTER_DYNAMODB_ENDPOINT=http://127.0.0.1:8001
 
 .PHONY: run test check lint bill admin reconcile bench package infra clean
 
+# chalice 1.34 declares pip<26.3 and builds the Lambda package with pip, so pip stays below 26.3.
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "pip<26.3"
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
