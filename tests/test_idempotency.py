@@ -4,6 +4,7 @@ layer: replays, body mismatches, errors that are not kept, and concurrent duplic
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from chalice import Blueprint, Chalice
 
 from app import app
 from chalicelib import clock
+from chalicelib.api import http
 from chalicelib.api.http import json_response, route
 from chalicelib.models.idempotency import IdempotencyRecord
 from chalicelib.models.vms import Vm
@@ -158,6 +160,18 @@ def test_concurrent_duplicates_create_one_vm(api: ApiCaller, session: str) -> No
     assert len({reply.body["id"] for reply in replies if reply.status == 201}) == 1
 
 
+@pytest.fixture
+def route_registry() -> Iterator[None]:
+    """Forget the routes a test registers, so the app's route list and OpenAPI document stay its own."""
+    registered = list(http._routes)
+    actions = set(http._key_actions)
+    yield
+    http._routes[:] = registered
+    http._key_actions.clear()
+    http._key_actions.update(actions)
+
+
+@pytest.mark.usefixtures("route_registry")
 def test_duplicate_while_first_runs_is_409_then_replayed() -> None:
     entered, release = threading.Event(), threading.Event()
     blueprint = Blueprint("tests.slow_route")
