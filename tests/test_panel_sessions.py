@@ -175,6 +175,25 @@ def test_impersonation_from_the_panel_switches_the_browser_and_log_out_restores_
     assert (back["email"], back["impersonated"]) == (ADMIN_EMAIL, False)
 
 
+def test_log_out_never_restores_a_customer_session_as_the_admin_one(api: ApiCaller) -> None:
+    api.sign_up("ann@example.com")
+    jar = browser_log_in(api, "ann@example.com")
+    second = browser_log_in(api, "ann@example.com")
+    jar[cookies.ADMIN_COOKIE] = second[cookies.SESSION_COOKIE]
+
+    reply = api.call("POST", "/v1/auth/logout", headers=with_csrf(jar))
+
+    assert reply.body == {"restored": None}
+    assert all("Max-Age=0" in value for value in set_cookies(reply).values())
+
+
+def test_missing_panel_file_keeps_the_panel_headers(api: ApiCaller) -> None:
+    reply = api.call("GET", "/assets/missing.js")
+
+    assert reply.status == 404
+    assert reply.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
 def test_replayed_cookie_log_in_sets_no_cookie_and_stores_none(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
     body = {"email": "ann@example.com", "password": PASSWORD, "session": "cookie"}

@@ -27,3 +27,10 @@ def test_reconcile_reports_a_balance_that_drifted(capsys: pytest.CaptureFixture[
     assert main(["reconcile"]) == 1
     output = capsys.readouterr().out
     assert f"MISMATCH {account.account_id}: balance 20000001, ledger 20000000" in output
+
+
+@pytest.mark.parametrize("hour", ["garbage", "2026-12-05T25", "2026-12-05"])
+def test_bill_with_malformed_hour_explains_the_format(hour: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bill", "--hour", hour]) == 2
+
+    assert "YYYY-MM-DDTHH" in capsys.readouterr().err

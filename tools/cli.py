@@ -35,7 +35,11 @@ def bill(hour_text: str | None) -> int:
     from chalicelib.billing.jobs import scheduled_event
     from chalicelib.billing.planner import hour_to_bill
 
-    hour = clock.parse_hour_key(hour_text) if hour_text else hour_to_bill(clock.now())
+    try:
+        hour = clock.parse_hour_key(hour_text) if hour_text else hour_to_bill(clock.now())
+    except ValueError:
+        print(f"--hour {hour_text!r} is not a UTC hour; write it as YYYY-MM-DDTHH, for example 2026-12-04T09", file=sys.stderr)
+        return 2
     fire_at = hour + BILL_EVENT_DELAY
     if fire_at > clock.now():
         if not settings().is_local:

@@ -6,12 +6,12 @@ rejects requests to create VMs or images (see `VERIFIED_EMAIL_ACTIONS` in chalic
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.accounts.tokens import KIND_VERIFY, find_token, issue_token
+from chalicelib.config import public_url
 from chalicelib.errors import Conflict, InvalidRequest
 from chalicelib.log import logger
 from chalicelib.models.accounts import Account
@@ -24,7 +24,7 @@ VERIFICATION_LIFETIME = timedelta(hours=48)
 
 def api_url() -> str:
     """The public base URL of the API, quoted in e-mails."""
-    return os.environ.get("LOBSTER_API_URL", "http://127.0.0.1:8000").rstrip("/")
+    return public_url()
 
 
 def send_verification(account: Account) -> None:

@@ -340,7 +340,7 @@ def unsuspend_vm(vm_id: str) -> object:
     return json_response(vm_json(vms.unsuspend_vm(vm_id, event)))
 
 
-def _reason_details(body: Mapping[str, Any]) -> dict[str, Any] | None:
+def _reason_details(body: dict[str, Any]) -> dict[str, Any] | None:
     reason = (body.get("reason") or "").strip()
     return {"reason": reason} if reason else None
 

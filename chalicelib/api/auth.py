@@ -11,6 +11,7 @@ from chalice import Blueprint
 
 from chalicelib.accounts import cookies, recovery, service, verification
 from chalicelib.accounts.ratelimit import hit_account_limit
+from chalicelib.admin.users import ROLE_ADMIN
 from chalicelib.api.http import current_principal, empty_response, json_response, request_body, route
 from chalicelib.api.schema import Field, Schema
 from chalicelib.config import settings
@@ -87,7 +88,7 @@ def log_out() -> object:
         service.log_out(principal.session)
 
     admin_token = cookies.admin_session_from_cookies(request.headers)
-    if admin_token and _is_live_session(admin_token):
+    if admin_token and _is_live_admin_session(admin_token):
         return json_response({"restored": "admin"}, headers={"Set-Cookie": cookies.restore_admin_cookies(admin_token, _session_seconds())})
     if cookies.session_from_cookies(request.headers):
         return json_response({"restored": None}, headers={"Set-Cookie": cookies.logout_cookies()})
@@ -146,12 +147,13 @@ def _session_seconds() -> int:
     return settings().session_hours * 3600
 
 
-def _is_live_session(token: str) -> bool:
+def _is_live_admin_session(token: str) -> bool:
+    """True when `token` is an unexpired session of an admin, the only session worth restoring."""
     try:
-        service.authenticate_session(token)
+        account, _ = service.authenticate_session(token)
     except LobsterError:
         return False
-    return True
+    return account.role == ROLE_ADMIN
 
 
 def _hit_email_limit(action: str, email: str) -> None:

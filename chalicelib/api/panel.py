@@ -67,7 +67,7 @@ def file_response(name: str) -> Response:
     """Answer with a served file, or a 404 in the API's error format."""
     if name not in served_files():
         error = NotFound(f"no panel file named {name!r}", field="name")
-        return json_response(error.to_body(), error.status)
+        return json_response(error.to_body(), error.status, {**PANEL_HEADERS, "Cache-Control": "no-store"})
     content_type = CONTENT_TYPES[Path(name).suffix]
     return Response(body=_read(name), status_code=200, headers={**PANEL_HEADERS, "Content-Type": content_type})
 

@@ -27,7 +27,7 @@ from chalicelib.backends.base import (
     VmState,
 )
 from chalicelib.clock import iso, now, parse_iso
-from chalicelib.config import settings
+from chalicelib.config import public_url, settings
 from chalicelib.errors import BackendUnavailable, NotFound
 from chalicelib.models.demo import DemoMachine
 
@@ -105,7 +105,7 @@ class DemoBackend(Backend):
 
     def get_console_url(self, backend_id: str) -> str:
         self._machine(backend_id)
-        return f"http://127.0.0.1:8000/demo-console/{backend_id}"
+        return f"{public_url()}/assets/demo-console.html?vm={backend_id}"
 
     def rename_vm(self, backend_id: str, name: str) -> None:
         self._machine(backend_id).update(actions=[DemoMachine.name.set(name)])

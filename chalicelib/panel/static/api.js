@@ -3,6 +3,8 @@
 
 const CSRF_COOKIE = "lobster_csrf";
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+// Fired on window whenever the API answers 401: the session ended or was never there.
+export const UNAUTHENTICATED_EVENT = "lobster:unauthenticated";
 
 export class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -55,6 +57,7 @@ async function readResponse(response) {
   const payload = type.includes("application/json") ? await response.json().catch(() => null) : await response.text();
   if (response.ok) return payload;
 
+  if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHENTICATED_EVENT));
   const error = payload && payload.error ? payload.error : {};
   const message = error.message || `The server answered ${response.status}.`;
   throw new ApiError(response.status, error.code || "http_error", message, error.field);

@@ -2,7 +2,7 @@
 // module on first use. Every page renders from the JSON API alone.
 
 import { h, replace } from "./dom.js";
-import { ApiError, get, post } from "./api.js";
+import { ApiError, UNAUTHENTICATED_EVENT, get, post } from "./api.js";
 import { alertBox, errorText, notify } from "./ui.js";
 
 // [pattern, module, export, who may open it]. ":name" segments become params.
@@ -93,6 +93,8 @@ export async function refreshSession() {
 export async function logOut() {
   try {
     const answer = await post("v1/auth/logout");
+    // The old session is gone on purpose: the 401 that refreshSession may meet is expected.
+    session = null;
     await refreshSession();
     notify(answer && answer.restored === "admin" ? "Back to your admin session." : "You are logged out.");
   } catch (error) {
@@ -207,6 +209,17 @@ async function route() {
   }
 }
 
+// A 401 while logged in means the session ended elsewhere (log-out, password change, expiry).
+function sessionEnded() {
+  if (!session) return;
+  session = null;
+  drawNav();
+  drawBanner();
+  notify("Your session has ended. Log in again to continue.", "error");
+  const back = location.hash && !location.hash.startsWith("#/login") ? location.hash : "#/";
+  location.replace(`#/login?next=${encodeURIComponent(back)}`);
+}
+
 function closeMenu() {
   const toggle = document.getElementById("menu-toggle");
   toggle.setAttribute("aria-expanded", "false");
@@ -222,6 +235,13 @@ function toggleMenu() {
 
 async function start() {
   document.getElementById("menu-toggle").addEventListener("click", toggleMenu);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.getElementById("nav").classList.contains("open")) {
+      closeMenu();
+      document.getElementById("menu-toggle").focus();
+    }
+  });
+  window.addEventListener(UNAUTHENTICATED_EVENT, sessionEnded);
   window.addEventListener("hashchange", route);
   try {
     await refreshSession();

@@ -80,7 +80,7 @@ export async function imageList({ session }) {
     stopPolling();
     draw(answer);
     if (!isSettled(answer.images)) {
-      stopPolling = pollUntilSettled(() => get("v1/images"), draw, (next) => isSettled(next.images));
+      stopPolling = pollUntilSettled(() => get("v1/images"), draw, (next) => isSettled(next.images), { node: listHolder });
     }
   }
 

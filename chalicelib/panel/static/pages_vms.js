@@ -473,7 +473,7 @@ export async function vmDetail({ params, session, navigate }) {
     stopPolling();
     draw(current);
     if (TRANSITIONAL_STATES.has(current.state)) {
-      stopPolling = pollUntilSettled(() => get(vmPath), draw, (next) => !TRANSITIONAL_STATES.has(next.state));
+      stopPolling = pollUntilSettled(() => get(vmPath), draw, (next) => !TRANSITIONAL_STATES.has(next.state), { node: root });
     }
   }
 

@@ -406,10 +406,12 @@ export async function reloadingPage(load, draw) {
 const POLL_MILLISECONDS = 2000;
 
 // Call load() every `every` milliseconds and hand each result to apply(), until settled(result)
-// is true, a load fails with a 4xx answer, or the user leaves the page (the hash changes).
+// is true, a load fails with a 4xx answer, or the user leaves the page: the hash changes, or
+// `node` (the page's root element) is not on the page when a tick comes.
 // Returns stop(), which ends the polling at once; no timer is left running after any of these.
-export function pollUntilSettled(load, apply, settled, { every = POLL_MILLISECONDS } = {}) {
+export function pollUntilSettled(load, apply, settled, { every = POLL_MILLISECONDS, node = null } = {}) {
   const startHash = location.hash;
+  const left = () => location.hash !== startHash || (node !== null && !node.isConnected);
   let timer = null;
   let stopped = false;
 
@@ -420,10 +422,10 @@ export function pollUntilSettled(load, apply, settled, { every = POLL_MILLISECON
   }
 
   async function tick() {
-    if (stopped || location.hash !== startHash) return stop();
+    if (stopped || left()) return stop();
     try {
       const result = await load();
-      if (stopped || location.hash !== startHash) return stop();
+      if (stopped || left()) return stop();
       apply(result);
       if (settled(result)) return stop();
     } catch (error) {
