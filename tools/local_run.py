@@ -37,6 +37,10 @@ LOCAL_ENV = {
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
+    # Later signals (make forwards SIGTERM to us, a second Ctrl-C) must not cut the shutdown
+    # short, or DynamoDB Local outlives us and blocks the next `make run`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
