@@ -1,7 +1,9 @@
-"""A new customer's first hour, end to end in Chromium: sign up, verify the address from the
-e-mail the local SMTP server received, add demo credit, create a VM and watch it become
-active, run the hourly billing, find the charge in the ledger and delete the VM. Then an admin,
-using the keyboard alone, adjusts that customer's credit and finds it in the audit log.
+"""A new customer's first hour, end to end in Chromium.
+
+The customer signs up and verifies the address from the e-mail the local SMTP server received.
+They add demo credit, create a VM and watch it become active. The hourly billing runs, the
+charge shows in the ledger, and the VM is deleted. Then an admin, using the keyboard alone,
+adjusts that customer's credit and finds it in the audit log.
 """
 
 from __future__ import annotations
