@@ -43,3 +43,29 @@ def test_admin_image_in_unknown_region_is_not_found() -> None:
     reply = api.call("POST", "/v1/admin/images", body, token)
 
     assert reply.status == 404, reply.body
+
+
+@pytest.mark.parametrize("text", ["Upgrade\u202eelif.exe", "nul\x00byte", "bell\x07"])
+def test_text_with_control_characters_is_rejected_and_stores_nothing(text: str) -> None:
+    clock.set_time(T0)
+    api = ApiCaller(app)
+    create_admin("admin@example.com", PASSWORD)
+    token = api.log_in("admin@example.com")
+    items = data_item_count()
+
+    reply = api.call("POST", "/v1/admin/announcements", {"title": text, "body": "Friday night."}, token)
+
+    assert reply.status == 400, reply.body
+    assert reply.error_field == "title"
+    assert data_item_count() == items
+
+
+def test_text_keeps_line_breaks_tabs_and_emoji() -> None:
+    clock.set_time(T0)
+    api = ApiCaller(app)
+    create_admin("admin@example.com", PASSWORD)
+    token = api.log_in("admin@example.com")
+
+    reply = api.call("POST", "/v1/admin/announcements", {"title": "Wartung 🛠", "body": "Line one\n\tLine two"}, token)
+
+    assert reply.status == 201, reply.body

@@ -6,6 +6,7 @@ query parameters are rejected, so a typo never passes silently.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from chalicelib.errors import InvalidRequest
 
 MAX_BODY_BYTES = 64 * 1024
+ALLOWED_CONTROLS = frozenset("\t\n\r")
+# Embedding, override and isolate controls (U+202A to U+202E, U+2066 to U+2069).
+BIDI_CONTROLS = frozenset(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 _TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", list: "array", dict: "object"}
 
 
@@ -110,6 +114,7 @@ def _check_value(field: Field, value: Any) -> Any:
             raise InvalidRequest(f"{field.name} must be a string", field=field.name)
         if len(value) > field.max_length:
             raise InvalidRequest(f"{field.name} must have at most {field.max_length} characters", field=field.name)
+        _check_characters(field.name, value)
     if field.kind is list:
         _check_string_list(field, value)
     return value
@@ -125,6 +130,17 @@ def _check_string_list(field: Field, value: Any) -> None:
             raise InvalidRequest(f"{field.name} must be a list of strings", field=field.name)
         if len(item) > field.max_length:
             raise InvalidRequest(f"each {field.name} entry must have at most {field.max_length} characters", field=field.name)
+        _check_characters(field.name, item)
+
+
+def _check_characters(name: str, text: str) -> None:
+    """Refuse control characters other than tab and line breaks, and bidirectional overrides,
+    which would make stored text print differently from what it says."""
+    for character in text:
+        if character in ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(character) == "Cc" or character in BIDI_CONTROLS:
+            raise InvalidRequest(f"{name} contains the control character U+{ord(character):04X}", field=name)
 
 
 def decode_json(raw_body: str | bytes | None) -> Any:
