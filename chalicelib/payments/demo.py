@@ -12,7 +12,11 @@ from typing import Any
 
 from chalicelib.clock import now
 from chalicelib.config import settings
+from chalicelib.errors import InvalidRequest
+from chalicelib.money import format_micros
 from chalicelib.payments.base import CallbackRequest, Checkout, Gateway, PaymentEvent, Transition
+
+MICROS_PER_CENT = 10_000
 
 
 class DemoGateway(Gateway):
@@ -24,6 +28,10 @@ class DemoGateway(Gateway):
         super().__init__(settings_, secrets_)
 
     def start_checkout(self, account_id: str, amount_micros: int, currency: str, return_url: str) -> Checkout:
+        # Like the card and wallet gateways, take whole cents only, so a local run refuses
+        # what production would refuse.
+        if amount_micros % MICROS_PER_CENT:
+            raise InvalidRequest(f"amount {format_micros(amount_micros)} has a fraction of a cent; pay whole cents", field="amount")
         return Checkout(payment_id="demo_" + secrets.token_hex(8), redirect_url=return_url)
 
     def completed_event(self, checkout: Checkout, account_id: str, amount_micros: int) -> PaymentEvent:
