@@ -180,3 +180,17 @@ def test_create_page_fits_phone_width(page: object, stack: Stack) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")  # type: ignore[attr-defined]
     assert overflow == 0
     screenshot(page, "vm-create-phone")
+
+
+def test_malformed_amount_is_refused_in_the_page(page: object, stack: Stack) -> None:
+    email = verified_customer(stack, "amount")
+    log_in(page, email, "/billing")
+    payment_posts: list[str] = []
+    page.on("request", lambda request: payment_posts.append(request.url) if request.method == "POST" else None)  # type: ignore[attr-defined]
+
+    add_demo_credit(page, "5.001")
+
+    amount_error = page.locator('[data-error-for="amount"]')  # type: ignore[attr-defined]
+    amount_error.wait_for()
+    assert "whole cents" in amount_error.inner_text()
+    assert payment_posts == []

@@ -21,6 +21,7 @@ import {
   table,
 } from "./ui.js";
 
+const AMOUNT_PATTERN = /^\d{1,9}(\.\d{1,2})?$/;
 const LEDGER_LINES_PER_PAGE = 25;
 const PAYMENTS_PER_PAGE = 20;
 // The checkout a gateway is about to show, kept for the page it sends the customer back to.
@@ -156,7 +157,10 @@ function creditForm(gateways, onCredited) {
       const chosen = choices.querySelector("input:checked");
       const gateway = gateways.find((item) => chosen && item.id === chosen.value);
       if (!gateway) throw new ApiError(400, "invalid_request", "Choose a payment method.", "gateway");
-      const started = await post("v1/payments", { gateway: gateway.id, amount: values.amount.trim(), return_url: returnUrl(gateway.id) });
+      const amount = values.amount.trim();
+      // Checked here first: every payment attempt counts against the hourly limit.
+      if (!AMOUNT_PATTERN.test(amount)) throw new ApiError(400, "invalid_request", "Enter an amount such as 20 or 20.00, in whole cents.", "amount");
+      const started = await post("v1/payments", { gateway: gateway.id, amount, return_url: returnUrl(gateway.id) });
       if (gateway.pays_at_checkout) {
         const runway = await onCredited();
         replace(result, alertBox(`Credit added. Your balance is now ${money(runway.balance, runway.currency)}.`, "success"));
