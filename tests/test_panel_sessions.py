@@ -54,7 +54,7 @@ def with_csrf(jar: dict[str, str]) -> dict[str, str]:
     return {**cookie_header(jar), "X-CSRF-Token": jar[cookies.CSRF_COOKIE]}
 
 
-def test_cookie_log_in_sets_http_only_strict_cookies_and_returns_no_token(api: ApiCaller) -> None:
+def test_cookie_log_in_sets_strict_cookies(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
 
     reply = api.call("POST", "/v1/auth/login", {"email": "ann@example.com", "password": PASSWORD, "session": "cookie"})
@@ -69,7 +69,7 @@ def test_cookie_log_in_sets_http_only_strict_cookies_and_returns_no_token(api: A
     assert cookie_value(csrf_cookie) == cookies.csrf_token(cookie_value(session_cookie))
 
 
-def test_unknown_session_kind_is_rejected_by_field(api: ApiCaller) -> None:
+def test_unknown_session_kind_rejected(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
 
     reply = api.call("POST", "/v1/auth/login", {"email": "ann@example.com", "password": PASSWORD, "session": "jwt"})
@@ -92,7 +92,7 @@ def test_cookie_session_reads_the_account(api: ApiCaller) -> None:
 
 
 @pytest.mark.parametrize("csrf", [None, "", "forged-token"])
-def test_cookie_write_without_the_matching_csrf_token_is_refused_and_changes_nothing(api: ApiCaller, csrf: str | None) -> None:
+def test_cookie_write_without_csrf_rejected(api: ApiCaller, csrf: str | None) -> None:
     api.verified_session("ann@example.com")
     jar = browser_log_in(api, "ann@example.com")
     headers = cookie_header(jar)
@@ -106,7 +106,7 @@ def test_cookie_write_without_the_matching_csrf_token_is_refused_and_changes_not
     assert api.call("GET", "/v1/ssh-keys", headers=cookie_header(jar)).body["ssh_keys"] == []
 
 
-def test_cookie_write_with_the_csrf_token_succeeds(api: ApiCaller) -> None:
+def test_cookie_write_with_csrf_succeeds(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
     jar = browser_log_in(api, "ann@example.com")
 
@@ -115,7 +115,7 @@ def test_cookie_write_with_the_csrf_token_succeeds(api: ApiCaller) -> None:
     assert reply.status == 201, reply.body
 
 
-def test_csrf_token_of_another_session_is_refused(api: ApiCaller) -> None:
+def test_csrf_of_other_session_rejected(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
     first = browser_log_in(api, "ann@example.com")
     second = browser_log_in(api, "ann@example.com")
@@ -126,7 +126,7 @@ def test_csrf_token_of_another_session_is_refused(api: ApiCaller) -> None:
     assert reply.status == 403
 
 
-def test_api_key_in_the_session_cookie_is_refused(api: ApiCaller) -> None:
+def test_api_key_in_cookie_rejected(api: ApiCaller) -> None:
     token = api.verified_session("ann@example.com")
     created = api.call("POST", "/v1/api-keys", {"label": "ci", "actions": ["vms:read"]}, token)
     assert created.status == 201, created.body
@@ -137,7 +137,7 @@ def test_api_key_in_the_session_cookie_is_refused(api: ApiCaller) -> None:
     assert reply.status == 401
 
 
-def test_log_out_ends_the_session_and_clears_every_cookie(api: ApiCaller) -> None:
+def test_log_out_clears_every_cookie(api: ApiCaller) -> None:
     account_id = api.sign_up("ann@example.com")
     jar = browser_log_in(api, "ann@example.com")
 
@@ -151,7 +151,7 @@ def test_log_out_ends_the_session_and_clears_every_cookie(api: ApiCaller) -> Non
     assert api.call("GET", "/v1/account", headers=cookie_header(jar)).status == 401
 
 
-def test_impersonation_from_the_panel_switches_the_browser_and_log_out_restores_the_admin(api: ApiCaller) -> None:
+def test_panel_impersonation_restores_admin(api: ApiCaller) -> None:
     customer_id = api.sign_up("ann@example.com")
     create_admin(ADMIN_EMAIL, PASSWORD)
     admin_jar = browser_log_in(api, ADMIN_EMAIL)
@@ -175,7 +175,7 @@ def test_impersonation_from_the_panel_switches_the_browser_and_log_out_restores_
     assert (back["email"], back["impersonated"]) == (ADMIN_EMAIL, False)
 
 
-def test_log_out_never_restores_a_customer_session_as_the_admin_one(api: ApiCaller) -> None:
+def test_log_out_restores_only_admin_sessions(api: ApiCaller) -> None:
     api.sign_up("ann@example.com")
     jar = browser_log_in(api, "ann@example.com")
     second = browser_log_in(api, "ann@example.com")
@@ -187,14 +187,14 @@ def test_log_out_never_restores_a_customer_session_as_the_admin_one(api: ApiCall
     assert all("Max-Age=0" in value for value in set_cookies(reply).values())
 
 
-def test_missing_panel_file_keeps_the_panel_headers(api: ApiCaller) -> None:
+def test_missing_panel_file_keeps_headers(api: ApiCaller) -> None:
     reply = api.call("GET", "/assets/missing.js")
 
     assert reply.status == 404
     assert reply.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
-def test_replayed_cookie_log_in_sets_no_cookie_and_stores_none(api: ApiCaller) -> None:
+def test_replayed_cookie_log_in_stores_no_cookie(api: ApiCaller) -> None:
     api.verified_session("ann@example.com")
     body = {"email": "ann@example.com", "password": PASSWORD, "session": "cookie"}
     headers = {"Idempotency-Key": "panel-login-1"}
@@ -209,7 +209,7 @@ def test_replayed_cookie_log_in_sets_no_cookie_and_stores_none(api: ApiCaller) -
     assert session_token not in stored
 
 
-def test_panel_page_is_served_with_a_strict_content_security_policy(api: ApiCaller) -> None:
+def test_panel_page_has_strict_csp(api: ApiCaller) -> None:
     reply = api.gateway.handle_request(method="GET", path="/", headers={}, body=b"")
 
     assert reply["statusCode"] == 200

@@ -7,7 +7,7 @@ from tests.api_calls import PASSWORD
 from tests.e2e.stack import Stack
 
 
-def test_session_cookie_is_http_only_and_the_csrf_cookie_is_readable(page: object, stack: Stack) -> None:
+def test_only_csrf_cookie_readable_by_scripts(page: object, stack: Stack) -> None:
     stack.create_admin("shell@lobster.test", PASSWORD)
     page.goto("/")  # type: ignore[attr-defined]
 
@@ -28,7 +28,7 @@ def test_session_cookie_is_http_only_and_the_csrf_cookie_is_readable(page: objec
     assert stored["lobster_session"]["sameSite"] == "Strict"
 
 
-def test_inline_script_is_refused_by_the_content_security_policy(page: object, page_errors: list[str]) -> None:
+def test_csp_blocks_inline_script(page: object, page_errors: list[str]) -> None:
     page.goto("/")  # type: ignore[attr-defined]
 
     ran = page.evaluate(  # type: ignore[attr-defined]

@@ -182,7 +182,7 @@ def test_create_page_fits_phone_width(page: object, stack: Stack) -> None:
     screenshot(page, "vm-create-phone")
 
 
-def test_malformed_amount_is_refused_in_the_page(page: object, stack: Stack) -> None:
+def test_malformed_amount_rejected_in_page(page: object, stack: Stack) -> None:
     email = verified_customer(stack, "amount")
     log_in(page, email, "/billing")
     payment_posts: list[str] = []
