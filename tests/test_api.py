@@ -273,3 +273,49 @@ def test_parallel_creates_never_exceed_vm_limit(client: Client) -> None:
     assert len(list_vms(account.account_id)) <= account.vm_limit
     assert results.count("created") == len(list_vms(account.account_id))
     assert set(results) <= {"created", "LimitReached"}
+
+
+def test_parallel_creates_for_the_last_place_let_one_through(client: Client) -> None:
+    import threading
+
+    from chalicelib.models.accounts import Account
+    from chalicelib.models.vms import Vm
+    from chalicelib.vms.service import create_vm, list_vms
+
+    token = signed_in(client)
+    call(client, "POST", "/v1/payments", {"gateway": "demo", "amount": "20.00"}, token)
+    account = next(iter(Account.scan()))
+    for index in range(account.vm_limit - 1):
+        create_vm(Account.get(account.account_id), f"base{index}", "demo", "s1", "debian-12")
+    results: list[str] = []
+
+    def create(index: int) -> None:
+        try:
+            create_vm(Account.get(account.account_id), f"race{index}", "demo", "s1", "debian-12")
+            results.append("created")
+        except Exception as error:  # noqa: BLE001 - the outcome is what the test counts
+            results.append(type(error).__name__)
+
+    # Every request records its VM before any of them counts: the closest race there is.
+    barrier = threading.Barrier(10)
+    first_counts: set[int] = set()
+
+    def hold_first_count(**_: object) -> None:
+        if threading.get_ident() not in first_counts:
+            first_counts.add(threading.get_ident())
+            barrier.wait(timeout=10)
+
+    client_events = Vm._get_connection().connection.client.meta.events
+    client_events.register("before-call.dynamodb.Query", hold_first_count)
+    threads = [threading.Thread(target=create, args=(index,)) for index in range(10)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        client_events.unregister("before-call.dynamodb.Query", hold_first_count)
+
+    assert results.count("created") == 1
+    assert results.count("LimitReached") == 9
+    assert len(list_vms(account.account_id)) == account.vm_limit

@@ -8,8 +8,10 @@ A deletion charges the last partial hour at once and keeps the VM visible, marke
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
+import time
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +48,10 @@ MAX_NAME_LENGTH = 64
 # Letters, digits, dots and hyphens, starting with a letter or digit: a valid hostname label set.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 LIVE_STATES = ("provisioning", "active", "deleting")
+# Rounds of the VM limit check when concurrent creations crowd the last places, and the
+# longest wait before the second round; later rounds wait up to that many times longer.
+LIMIT_CHECK_ATTEMPTS = 4
+LIMIT_RETRY_JITTER_SECONDS = 0.25
 BATCH_FINAL = "final"
 BATCH_ACTIVATION = "activation"
 FINAL_LINES_PER_TRANSACTION = 90
@@ -160,12 +166,25 @@ def _check_credit_and_limit(account: Account) -> None:
 
 def _enforce_vm_limit(account: Account, vm: Vm) -> None:
     """Count the account's live VMs again after recording `vm`, and withdraw it if the
-    count went over the limit. Concurrent creations may then all be refused, but the
-    limit is never exceeded, because each request counts the records of the others."""
-    live = [item for item in Vm.query(account.account_id, consistent_read=True) if item.state in LIVE_STATES]
-    if len(live) <= account.vm_limit:
-        return
-    vm.delete()
+    count went over the limit.
+
+    The limit is never exceeded, because each request counts the records of the others. When
+    only concurrent creations crowd the last places, each withdraws, waits a random moment and
+    tries again, so one of them usually gets the place instead of all being refused.
+    """
+    for attempt in range(LIMIT_CHECK_ATTEMPTS):
+        live = [item for item in Vm.query(account.account_id, consistent_read=True) if item.state in LIVE_STATES]
+        if len(live) <= account.vm_limit:
+            return
+        vm.delete()
+
+        # VMs the backend already created hold their places; records without a backend id
+        # are other requests in the same race, which may withdraw too.
+        settled = sum(1 for item in live if item.vm_id != vm.vm_id and item.backend_id)
+        if settled >= account.vm_limit or attempt == LIMIT_CHECK_ATTEMPTS - 1:
+            break
+        time.sleep(random.uniform(0, LIMIT_RETRY_JITTER_SECONDS * (attempt + 1)))
+        vm.save()
     raise LimitReached(f"this account may have at most {account.vm_limit} VMs; contact support to raise it")
 
 
