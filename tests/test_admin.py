@@ -420,6 +420,17 @@ def test_impersonation_acts_as_customer_and_names_admin(client: Client, world: W
     assert event.target == f"account:{world.customer_id}"
 
 
+def test_impersonation_session_ends_after_an_hour(client: Client, world: World) -> None:
+    status, body = call(client, "POST", f"/v1/admin/users/{world.customer_id}/impersonate", None, world.admin)
+    assert status == 201
+
+    clock.set_time(T0 + timedelta(minutes=59))
+    assert call(client, "GET", "/v1/account", token=body["token"])[0] == 200
+    clock.set_time(T0 + timedelta(minutes=61))
+    assert call(client, "GET", "/v1/account", token=body["token"])[0] == 401
+    assert call(client, "GET", "/v1/account", token=world.admin)[0] == 200
+
+
 def test_admins_cannot_be_impersonated(client: Client, world: World) -> None:
     create_admin("second@example.com", PASSWORD)
 

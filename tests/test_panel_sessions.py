@@ -160,6 +160,7 @@ def test_panel_impersonation_restores_admin(api: ApiCaller) -> None:
 
     assert reply.status == 201, reply.body
     assert reply.body["token"] is None
+    assert "Max-Age=3600" in set_cookies(reply)[cookies.SESSION_COOKIE]
     switched = {name: cookie_value(value) for name, value in set_cookies(reply).items()}
     assert switched[cookies.ADMIN_COOKIE] == admin_jar[cookies.SESSION_COOKIE]
     seen = api.call("GET", "/v1/account", headers=cookie_header(switched)).body

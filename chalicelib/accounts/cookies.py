@@ -62,9 +62,9 @@ def login_cookies(session_token: str, max_age_seconds: int) -> list[str]:
     ]
 
 
-def impersonation_cookies(customer_token: str, admin_token: str, max_age_seconds: int) -> list[str]:
+def impersonation_cookies(customer_token: str, admin_token: str, customer_seconds: int, admin_seconds: int) -> list[str]:
     """Return the Set-Cookie values that switch an admin's browser to a customer's session."""
-    return [*login_cookies(customer_token, max_age_seconds), _cookie(ADMIN_COOKIE, admin_token, max_age_seconds, http_only=True)]
+    return [*login_cookies(customer_token, customer_seconds), _cookie(ADMIN_COOKIE, admin_token, admin_seconds, http_only=True)]
 
 
 def restore_admin_cookies(admin_token: str, max_age_seconds: int) -> list[str]:

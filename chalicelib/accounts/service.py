@@ -149,8 +149,9 @@ def change_password(account: Account, current_password: str, new_password: str, 
     return ended
 
 
-def create_session(account_id: str, opened_with: AuthItem | None = None) -> str:
-    """Store a new session for the account and return its bearer token.
+def create_session(account_id: str, opened_with: AuthItem | None = None, lifetime: timedelta | None = None) -> str:
+    """Store a new session for the account and return its bearer token. It lasts `lifetime`,
+    or LOBSTER_SESSION_HOURS when that is None.
 
     With `opened_with`, the identity whose password was just checked, the session is written
     only if that password is still current, so a log-in racing a password reset cannot
@@ -158,7 +159,7 @@ def create_session(account_id: str, opened_with: AuthItem | None = None) -> str:
     """
     token = f"{account_id}.{secrets.token_urlsafe(TOKEN_BYTES)}"
     created = now()
-    expires = created + timedelta(hours=settings().session_hours)
+    expires = created + (lifetime or timedelta(hours=settings().session_hours))
     session = Session(
         account_id,
         session_digest(token),

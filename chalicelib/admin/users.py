@@ -7,6 +7,8 @@ request was a retry and nothing is changed again.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -24,6 +26,8 @@ STATUS_ACTIVE = "active"
 STATUS_DISABLED = "disabled"
 STATUS_DELETED = "deleted"
 MAX_VM_LIMIT = 1000
+# An impersonation session ends on its own after this long, however long log-in sessions last.
+IMPERSONATION_LIFETIME = timedelta(hours=1)
 # VM states that no longer run or reserve anything on a backend.
 FINISHED_VM_STATES = frozenset({"deleted", "error"})
 ACCOUNT_KEY_NAMES = frozenset({"account_id"})
@@ -112,9 +116,7 @@ def impersonate(account_id: str, event: AuditEvent) -> str:
 
     from chalicelib.accounts.service import create_session
 
-    # NOTE: the session lasts as long as a log-in session (LOBSTER_SESSION_HOURS); the
-    # accounts module has no shorter lifetime for impersonation yet.
-    token = create_session(account_id)
+    token = create_session(account_id, lifetime=IMPERSONATION_LIFETIME)
     logger.info("account_impersonated", extra={"account_id": account_id, "admin": event.actor_account_id})
     return token
 

@@ -284,7 +284,8 @@ def impersonate_user(account_id: str) -> object:
     # From the panel, the browser switches to the customer's session, and the admin's own
     # session waits in a cookie until the impersonation logs out.
     admin_token = cookies.session_from_cookies(request.headers) or ""
-    switch = cookies.impersonation_cookies(token, admin_token, settings().session_hours * 3600)
+    lifetime = int(users.IMPERSONATION_LIFETIME.total_seconds())
+    switch = cookies.impersonation_cookies(token, admin_token, lifetime, settings().session_hours * 3600)
     return json_response({"account_id": account_id, "token": None, "token_type": "Cookie"}, 201, {"Set-Cookie": switch})
 
 
