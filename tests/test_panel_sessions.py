@@ -6,6 +6,8 @@ and page files served with a Content Security Policy that allows no inline scrip
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,22 @@ def test_panel_scripts_never_insert_markup(script: Path) -> None:
 
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in text, f"{script.name} uses {sink}"
+
+
+def test_every_panel_route_names_an_exported_page() -> None:
+    routes = re.findall(r'\["(/[^"]*)", "([a-z_]+\.js)", "(\w+)", "\w+"\]', (STATIC_DIR / "app.js").read_text())
+
+    assert len(routes) >= 30
+    for hash_path, module, name in routes:
+        source = (STATIC_DIR / module).read_text()
+        assert re.search(rf"^export (async )?function {name}\(", source, re.MULTILINE), f"{hash_path}: {module} lacks {name}"
+
+
+@pytest.mark.parametrize("script", panel_files(".js"), ids=lambda path: path.name)
+def test_panel_script_parses_as_a_module(script: Path) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is required (make installs DynamoDB Local with npm)"
+
+    checked = subprocess.run([node, "--experimental-default-type=module", "--check", str(script)], capture_output=True, text=True)
+
+    assert checked.returncode == 0, checked.stderr
