@@ -11,32 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer
-
-HOST = "127.0.0.1"
-
-
-class RequestHandler(ChaliceRequestHandler):
-    """chalice local's handler, passing every method on to the app, where Python's HTTP
-    server would return 501 itself for methods it has no `do_` handler for (TRACE, QUERY),
-    and logging no line per request."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("do_"):
-            return self._generic_handle
-        raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it
-        return None
+from tools.local_server import HOST, create_server
 
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Serve `app` on a free port of 127.0.0.1 until the block ends; yield its base URL."""
-    # Port 0 lets the kernel pick a free port. LocalDevServer is built directly, not through
+    # Port 0 lets the kernel pick a free port. The server is built directly, not through
     # chalice.local.create_local_server, which would change the class of the shared app.
-    server = LocalDevServer(app, Config.create(), HOST, 0, handler_cls=RequestHandler)
+    server = create_server(app, 0, quiet=True)
     port = server.server.server_address[1]
     thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
     thread.start()

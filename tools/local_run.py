@@ -1,6 +1,6 @@
 """`make run`: DynamoDB Local with data under .data/, tables, the demo seed, an SMTP server
 on 127.0.0.1:1025 that keeps mail under .data/mail/, the API on 127.0.0.1:8000 through
-`chalice local`, and the scheduled handlers on a local schedule.
+chalice local's server (tools/local_server.py), and the scheduled handlers on a local schedule.
 
 Ctrl-C stops everything this process started.
 """
@@ -61,11 +61,7 @@ def main() -> int:
     try:
         _prepare_tables()
         mail = _start_mail_server()
-        api = subprocess.Popen(
-            [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", "--host", API_HOST, "--port", str(API_PORT), "--stage", "local"],
-            cwd=ROOT,
-            env=os.environ.copy(),
-        )
+        api = subprocess.Popen([sys.executable, "-m", "tools.local_server", "--port", str(API_PORT)], cwd=ROOT, env=os.environ.copy())
         print(
             f"Lobster is serving on http://{API_HOST}:{API_PORT}/ (DynamoDB Local on port {DYNAMODB_PORT}, "
             f"mail in {DATA_DIR / 'mail'}); Ctrl-C stops it"
