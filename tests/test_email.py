@@ -82,6 +82,7 @@ def test_verification_mail_delivered_over_smtp(mail_server: tuple[Path, subproce
     assert verified.status == 200
     assert server.stdout is not None
     assert server.stdout.readline().startswith("mail to ann@example.com: Confirm your Lobster e-mail address")
+    assert server.stdout.readline() == f"  open: {api_url()}/#/verify?token={token}\n"
 
 
 def test_reset_mail_delivered_over_smtp(mail_server: tuple[Path, subprocess.Popen[str]]) -> None:

@@ -2,7 +2,7 @@
 127.0.0.1 and stores it as an .eml file, delivering nothing onward.
 
 Each message is written whole before the server replies 250, and a one-line summary is
-printed. Usage: python -m tools.smtp_server [--port 1025] [--mail-dir .data/mail]
+printed, with the decoded panel link of a verification or reset e-mail. Usage: python -m tools.smtp_server [--port 1025] [--mail-dir .data/mail]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import email
 import email.policy
 import itertools
+import re
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 1025
 DEFAULT_MAIL_DIR = ROOT / ".data" / "mail"
 READY_LINE = "SMTP server listening on"
+PANEL_LINK = re.compile(r"https?://\S+/#/(?:verify|reset)\?token=\S+")
 
 
 class MailDirectoryHandler:
@@ -48,7 +50,17 @@ class MailDirectoryHandler:
         message = email.message_from_bytes(content, policy=email.policy.default)
         recipients = ", ".join(envelope.rcpt_tos)
         print(f"mail to {recipients}: {message['Subject']} ({path.name})", flush=True)
+        for link in panel_links(message):
+            print(f"  open: {link}", flush=True)
         return "250 Message accepted for delivery"
+
+
+def panel_links(message: email.message.EmailMessage) -> list[str]:
+    """Return the panel links (verification, password reset) in a message's decoded text, which
+    the stored .eml file shows only in its transfer encoding."""
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    return PANEL_LINK.findall(text)
 
 
 def start(port: int = DEFAULT_PORT, mail_dir: Path = DEFAULT_MAIL_DIR) -> Controller:
