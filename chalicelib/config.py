@@ -46,7 +46,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def public_url() -> str:
-    """The public base URL of the panel and API (LOBSTER_API_URL), used in e-mails and links."""
+    """Return the public base URL of the panel and API (LOBSTER_API_URL), used in e-mails and links."""
     return os.environ.get("LOBSTER_API_URL", DEFAULT_PUBLIC_URL).rstrip("/")
 
 

@@ -27,7 +27,7 @@ DEFAULT_ADDRESS = "203.0.113.7"
 class Reply:
     status: int
     body: Any
-    # A header sent several times, such as Set-Cookie, holds the list of its values.
+    # A header sent several times, such as Set-Cookie, is the list of its values.
     headers: dict[str, Any]
 
     @property

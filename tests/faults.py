@@ -30,9 +30,9 @@ class InjectedCrash(BaseException):
 
 @dataclass
 class WriteCounter:
-    """Numbers writes in the order they start, across threads; each write keeps its number
-    in botocore's per-call context, so its commit is matched to it even when other threads
-    start writes in between."""
+    """Writes numbered in the order they start, across threads. Each write keeps its number in
+    botocore's per-call context, so its commit matches it even when other threads start
+    writes in between."""
 
     crash_at: int | None = None  # 1-based index of the write that crashes
     after_commit: bool = True

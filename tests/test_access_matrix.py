@@ -4,7 +4,7 @@ outside its allowed addresses.
 
 Another customer's resource returns 404 `not_found`, exactly as an unknown id does, so a
 caller cannot even learn that it exists. No call by anyone but the owner, or an admin on an
-admin route, changes the owner's data, and no answer to another caller contains the owner's
+admin route, changes the owner's data, and no response to another caller contains the owner's
 ids. The resources are real: a VM and an image on the fake Vultr API, an SSH key, a ticket,
 API keys and a payment, all created through the API.
 """
@@ -214,7 +214,7 @@ class World:
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def stranger(self) -> dict[str, str]:
-        """Return the owner's ids with the e-mail address of nobody, a new one each time."""
+        """Return the owner's ids with an unused e-mail address, a new one on each call."""
         return {**self.owner.ids, "email": f"stranger{next(self.counter)}@example.com"}
 
     def call(self, case: Case, caller: Customer | None, ids: Mapping[str, str], token: str | None = None) -> Reply:
@@ -224,7 +224,9 @@ class World:
         if case.query:
             path += "?" + case.query.format_map(values)
         body = _format(case.body, values)
-        credential = token if token is not None else caller.token if caller is not None else None
+        credential = token
+        if credential is None and caller is not None:
+            credential = caller.token
         return send(self.api, case.method, path, body, credential, dict(case.headers))
 
 

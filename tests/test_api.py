@@ -275,7 +275,7 @@ def test_parallel_creates_never_exceed_vm_limit(client: Client) -> None:
     assert set(results) <= {"created", "LimitReached"}
 
 
-def test_parallel_creates_for_the_last_place_let_one_through(client: Client) -> None:
+def test_last_vm_place_goes_to_one(client: Client) -> None:
     import threading
 
     from chalicelib.models.accounts import Account

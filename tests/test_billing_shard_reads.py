@@ -158,7 +158,7 @@ def test_demo_batch_reading_equals_single_readings() -> None:
     assert all(reading > 0 for reading in readings.values())
 
 
-def test_shard_traffic_is_read_in_one_batch_per_region() -> None:
+def test_traffic_read_batched_per_region() -> None:
     account = account_with_credit("batch@example.com", CREDIT, T0)
     vms = [vm_at(account, T0, "s1", f"web{index}") for index in range(3)]
     clock.set_time(run_at(HOUR_10))

@@ -1,7 +1,8 @@
-"""Schemathesis against the app served over HTTP on 127.0.0.1, on DynamoDB Local: every
-operation of GET /openapi.json, called with a session token, must respond without a 5xx,
-match the document (status code, content type, error schema), and write nothing when it
-responds 4xx.
+"""Schemathesis against the app served over HTTP on 127.0.0.1, on DynamoDB Local.
+
+Every operation of GET /openapi.json, called with a session token, must respond without a
+5xx and match the document (status code, content type, error schema). A 4xx response must
+leave the tables unchanged.
 
 The run is bounded and derandomized: `MAX_EXAMPLES` generated cases per operation, and the
 same cases on every run.

@@ -1,4 +1,4 @@
-"""The local HTTP server of `make run` and the browser tests answers as API Gateway does with
+"""The local HTTP server of `make run` and the browser tests responds as API Gateway does with
 Lobster's gateway responses: an unknown path is a 404 in the error format."""
 
 from __future__ import annotations

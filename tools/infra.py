@@ -255,8 +255,8 @@ def _function_settings(name: str) -> dict[str, Any]:
     }
 
 
-# Answers API Gateway gives itself, before any function runs (an unknown path is
-# MISSING_AUTHENTICATION_TOKEN), rewritten into the app's one error format.
+# Responses API Gateway produces itself, before any function runs (an unknown path is
+# MISSING_AUTHENTICATION_TOKEN), rewritten into the app's error format.
 GATEWAY_RESPONSES = {
     "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", "no route matches this method and path; see /openapi.json"),
     "DEFAULT_4XX": (None, "bad_request", None),

@@ -1,6 +1,6 @@
 """The app served over HTTP on 127.0.0.1 for `make run` and the browser tests, by chalice
-local's own server, answering as API Gateway does once Lobster's gateway responses apply: a
-path no route matches is a 404 in the app's error format, never chalice's
+local's own server. It responds as the deployed API Gateway does with Lobster's gateway
+responses: a path no route matches is a 404 in the app's error format, not chalice's
 `{"message": "Missing Authentication Token"}`.
 
     python -m tools.local_server --port 8000
@@ -25,9 +25,9 @@ DEFAULT_PORT = 8000
 
 
 class RequestHandler(ChaliceRequestHandler):
-    """chalice local's handler, passing every method on to the app (Python's HTTP server would
-    answer 501 itself for methods it has no `do_` handler for, such as TRACE) and rewriting the
-    gateway's own errors into the error format."""
+    """chalice local's handler, which passes every method on to the app and rewrites the
+    gateway's own errors into the error format. Python's HTTP server would return 501 itself
+    for a method without a `do_` handler, such as TRACE."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("do_"):

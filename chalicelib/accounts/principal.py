@@ -47,7 +47,7 @@ def authenticate_request(method: str, headers: Mapping[str, str]) -> Principal:
             field="X-CSRF-Token",
         )
     if is_key_token(token):
-        raise Unauthenticated("the session cookie holds an API key; log in to the panel again")
+        raise Unauthenticated("invalid session cookie: it contains an API key; log in to the panel again")
     account, session = authenticate_session(token)
     return Principal(account, session=session)
 

@@ -53,8 +53,8 @@ PAGE_FIELDS = (
 USERS_QUERY = Schema(
     "AdminUsersQuery",
     (
-        Field("id", required=False, max_length=64, description="Account id; send this or email"),
-        Field("email", required=False, max_length=254, description="Start of the e-mail address; send this or id"),
+        Field("id", required=False, max_length=64, description="Account id; not with email. Without id and email, every account is listed"),
+        Field("email", required=False, max_length=254, description="Start of the e-mail address; not with id"),
         *PAGE_FIELDS,
     ),
 )

@@ -49,7 +49,7 @@ _key_actions: set[str] = set()
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """One method of a registered route: what the OpenAPI document says about it, and the
+    """One method of a registered route: what the OpenAPI document states about it, and the
     body and query schemas that `request_body` and `request_query` validate with."""
 
     path: str

@@ -1,7 +1,7 @@
 """The web panel's files: the page at `/` and its scripts and styles under `/assets/`.
 
 Only files present in chalicelib/panel/static when the function starts can be served, so no
-request path reaches the file system. Every answer carries a Content Security Policy that
+request path reaches the file system. Every response carries a Content Security Policy that
 allows scripts and styles from this origin only, with no inline script.
 """
 
@@ -64,7 +64,7 @@ def _read(name: str) -> str:
 
 
 def file_response(name: str) -> Response:
-    """Answer with a served file, or a 404 in the API's error format."""
+    """Return a served file, or a 404 in the API's error format."""
     if name not in served_files():
         error = NotFound(f"no panel file named {name!r}", field="name")
         return json_response(error.to_body(), error.status, {**PANEL_HEADERS, "Cache-Control": "no-store"})

@@ -134,8 +134,8 @@ def _check_string_list(field: Field, value: Any) -> None:
 
 
 def _check_characters(name: str, text: str) -> None:
-    """Refuse control characters other than tab and line breaks, and bidirectional overrides,
-    which would make stored text print differently from what it says."""
+    """Reject control characters other than tab and line breaks, and bidirectional overrides,
+    because they make stored text display differently from its content."""
     for character in text:
         if character in ALLOWED_CONTROLS:
             continue

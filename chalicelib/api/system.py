@@ -1,6 +1,6 @@
-"""Health check, answered without touching the database for load balancers and uptime
-checks; the OpenAPI document of the API, built from the registered routes; and the one
-error format for the answers Chalice makes itself (405, 415), which no view sees.
+"""Health check for load balancers and uptime checks, which touches no database. The OpenAPI
+document of the API, built from the registered routes. The error format for the responses
+Chalice produces itself (405, 415), which no view sees.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def health() -> object:
 
 @route(blueprint, "/openapi.json", ["GET"], public=True)
 def get_openapi_document() -> object:
-    """The OpenAPI 3.1 document of the customer and admin API."""
+    """Return the OpenAPI 3.1 document of the customer and admin API."""
     from chalicelib.api.openapi import openapi_document
 
     return json_response(openapi_document())
@@ -40,7 +40,7 @@ def get_openapi_document() -> object:
 
 @blueprint.middleware("http")
 def use_error_format(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Rewrite an error that Chalice answered itself, before any view ran, into the error format."""
+    """Rewrite an error response that Chalice produced itself, before any view ran, into the error format."""
     response = get_response(event)
     body = response.body
     if not isinstance(body, dict) or set(body) != {"Code", "Message"} or body["Code"] not in CHALICE_ERROR_CODES:

@@ -48,8 +48,8 @@ MAX_NAME_LENGTH = 64
 # Letters, digits, dots and hyphens, starting with a letter or digit: a valid hostname label set.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 LIVE_STATES = ("provisioning", "active", "deleting")
-# Rounds of the VM limit check when concurrent creations crowd the last places, and the
-# longest wait before the second round; later rounds wait up to that many times longer.
+# Rounds of the VM limit check when concurrent creations compete for the last places.
+# The wait before round n + 1 is random, up to n times LIMIT_RETRY_JITTER_SECONDS.
 LIMIT_CHECK_ATTEMPTS = 4
 LIMIT_RETRY_JITTER_SECONDS = 0.25
 BATCH_FINAL = "final"

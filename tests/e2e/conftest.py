@@ -69,7 +69,7 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
-# Chromium logs every 4xx answer to fetch() as a console error; the panel expects those (an
+# Chromium logs every 4xx response to fetch() as a console error; the panel expects those (an
 # anonymous visitor's 401, a form's 400) and shows them on the page.
 EXPECTED_CONSOLE_ERROR = re.compile(r"^Failed to load resource: the server responded with a status of 4\d\d")
 

@@ -1,4 +1,4 @@
-"""The whole product as a browser sees it: the app served over HTTP on 127.0.0.1 in the local
+"""The whole product as a browser reaches it: the app served over HTTP on 127.0.0.1 in the local
 stage, on the tests' DynamoDB Local with tables of its own, sending e-mail to an SMTP server
 on 127.0.0.1 that keeps each message as a file the tests read.
 """

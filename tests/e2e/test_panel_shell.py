@@ -22,7 +22,8 @@ def test_only_csrf_cookie_readable_by_scripts(page: object, stack: Stack) -> Non
 
     assert status == 200
     readable = page.evaluate("document.cookie")  # type: ignore[attr-defined]
-    assert "lobster_csrf=" in readable and "lobster_session" not in readable
+    assert "lobster_csrf=" in readable
+    assert "lobster_session" not in readable
     stored = {cookie["name"]: cookie for cookie in page.context.cookies()}  # type: ignore[attr-defined]
     assert stored["lobster_session"]["httpOnly"] and stored["lobster_session"]["secure"]
     assert stored["lobster_session"]["sameSite"] == "Strict"

@@ -3,7 +3,7 @@
 
 const CSRF_COOKIE = "lobster_csrf";
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-// Fired on window whenever the API answers 401: the session ended or was never there.
+// Fired on window whenever the API returns 401, because the session ended or never existed.
 export const UNAUTHENTICATED_EVENT = "lobster:unauthenticated";
 
 export class ApiError extends Error {
@@ -59,7 +59,7 @@ async function readResponse(response) {
 
   if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHENTICATED_EVENT));
   const error = payload && payload.error ? payload.error : {};
-  const message = error.message || `The server answered ${response.status}.`;
+  const message = error.message || `The server returned status ${response.status}.`;
   throw new ApiError(response.status, error.code || "http_error", message, error.field);
 }
 

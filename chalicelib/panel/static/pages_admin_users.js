@@ -61,7 +61,7 @@ function readable(code) {
 }
 
 // A list that pages with the API's cursor. A filtered scan may return an empty page that still
-// has a cursor, so an empty page tells whether loading more can find anything.
+// has a cursor, so an empty page with a cursor invites the admin to load more.
 function cursorTable(fetchPage, key, columns, { empty, decorate = null }) {
   let hasMore = false;
   const load = async (cursor) => {

@@ -276,7 +276,9 @@ export function barChart(points, { title, unit = "", limit = null, limitLabel = 
 // A horizontal meter of usage against a pool.
 export function meter(used, total, label) {
   const ratio = total > 0 ? Math.min(used / total, 1) : 0;
-  const level = ratio >= 1 ? "full" : ratio >= 0.85 ? "high" : "ok";
+  let level = "ok";
+  if (ratio >= 1) level = "full";
+  else if (ratio >= 0.85) level = "high";
   return h(
     "div",
     { class: "meter", role: "meter", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": Math.min(used, total), "aria-label": label },
@@ -386,8 +388,8 @@ export function actionWithResult(label, run, options) {
   return { button, result };
 }
 
-// A page drawn by draw(data, reload) from load()'s result; reload() draws it again after a
-// change, and a failed reload is reported as a notice while the old content stays.
+// A page drawn by draw(data, reload) from load()'s result. reload() draws it again after a
+// change. When a reload fails, a notice reports it and the old content stays.
 export async function reloadingPage(load, draw) {
   const holder = h("div", { class: "reloading-page" });
   const reload = async () => {
@@ -406,7 +408,7 @@ export async function reloadingPage(load, draw) {
 const POLL_MILLISECONDS = 2000;
 
 // Call load() every `every` milliseconds and hand each result to apply(), until settled(result)
-// is true, a load fails with a 4xx answer, or the user leaves the page: the hash changes, or
+// is true, a load fails with a 4xx response, or the user leaves the page: the hash changes, or
 // `node` (the page's root element) is not on the page when a tick comes.
 // Returns stop(), which ends the polling at once; no timer is left running after any of these.
 export function pollUntilSettled(load, apply, settled, { every = POLL_MILLISECONDS, node = null } = {}) {
