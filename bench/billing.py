@@ -107,7 +107,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vm-counts", type=_counts, default=DEFAULT_VM_COUNTS, help="comma-separated VM counts (default: 1000,10000)"
     )
     parser.add_argument(
-        "--vms-per-account", type=_counts, default=DEFAULT_VMS_PER_ACCOUNT, help="comma-separated VMs per account (default: 5,1)"
+        "--vms-per-account",
+        type=_counts,
+        default=DEFAULT_VMS_PER_ACCOUNT,
+        help="comma-separated VMs per account (default: 5,1)",
     )
     parser.add_argument(
         "--stale-meters",
@@ -122,7 +125,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="threads that bill a shard's accounts, and that send the floor's writes (default: the worker's ACCOUNT_THREADS)",
     )
     parser.add_argument(
-        "--warm-up-vms", type=int, default=WARM_UP_VMS, help=f"VMs of the unreported first run (default: {WARM_UP_VMS}; 0 skips it)"
+        "--warm-up-vms",
+        type=int,
+        default=WARM_UP_VMS,
+        help=f"VMs of the unreported first run (default: {WARM_UP_VMS}; 0 skips it)",
     )
     args = parser.parse_args(argv)
     if args.account_threads is not None and args.account_threads < 1:
@@ -130,7 +136,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for vm_count in args.vm_counts:
         for vms_per_account in args.vms_per_account:
             if vm_count % vms_per_account:
-                parser.error(f"VM count {vm_count} is not a multiple of {vms_per_account} VMs per account; choose counts that divide evenly")
+                parser.error(
+                    f"VM count {vm_count} is not a multiple of {vms_per_account} VMs per account; choose counts that divide evenly"
+                )
     return args
 
 
@@ -165,7 +173,9 @@ def _set_account_threads(threads: int | None) -> int:
     return worker.ACCOUNT_THREADS
 
 
-def _run_scenario(vm_count: int, vms_per_account: int, prefix: str, stale_meters: int = 0, threads: int = 1) -> ScenarioResult:
+def _run_scenario(
+    vm_count: int, vms_per_account: int, prefix: str, stale_meters: int = 0, threads: int = 1
+) -> ScenarioResult:
     """Build a fleet, time the floor before and after the billing run, and price every request."""
     from bench.fleet import BILLED_HOUR, RUN_AT, build_fleet, floor_lines
     from chalicelib import clock
@@ -270,8 +280,8 @@ def _quiet_output() -> Iterator[None]:
 
 def _check_run(result: ScenarioResult) -> None:
     """Raise RuntimeError unless the run wrote one ledger line per VM-hour and moved every cursor."""
-    written = _count(result, "ledger", "PutItem")
-    cursors = _count(result, "accounts", "UpdateItem")
+    written = _count(result, "ledger", "PutItem") + _count(result, "ledger", "BatchExecuteStatement INSERT")
+    cursors = _count(result, "accounts", "UpdateItem") + _count(result, "accounts", "BatchExecuteStatement UPDATE")
     if written != result.vm_hours or cursors != result.accounts:
         raise RuntimeError(
             f"the billing run wrote {written} ledger lines for {result.vm_hours} VM-hours and moved "
@@ -283,9 +293,11 @@ def _check_run(result: ScenarioResult) -> None:
 
 
 def _count(result: ScenarioResult, table: str, operation: str) -> int:
+    """Return the items that succeeded `operation` wrote to `table`: one per single-item
+    request, one per statement of a batch."""
     name = result.table_prefix + table
     return sum(
-        1
+        charge.statements or 1
         for _, charges in result.charged
         for charge in charges
         if charge.table == name and charge.operation == operation and charge.outcome == OK

@@ -101,6 +101,7 @@ class Charge:
     item_bytes: int = 0
     estimated: bool = False
     reported_units: float | None = None
+    statements: int = 0  # PartiQL statements of a BatchExecuteStatement that this charge covers
 
 
 @dataclass
@@ -159,7 +160,9 @@ class Accountant:
     def charge(self, record: RequestRecord) -> list[Charge]:
         handler = getattr(self, f"_charge_{_snake(record.operation)}", None)
         if handler is None:
-            return [Charge(table=record.params.get("TableName", "-"), operation=record.operation, outcome=_outcome(record))]
+            return [
+                Charge(table=record.params.get("TableName", "-"), operation=record.operation, outcome=_outcome(record))
+            ]
         charges: list[Charge] = handler(record)
         _attach_reported(charges, record.response)
         return charges
@@ -322,6 +325,54 @@ class Accountant:
         charge.index_write_units += index_write_units(table, old, new) if known else 0
         self.images.remember(table, key, new)
 
+    def _charge_batch_execute_statement(self, record: RequestRecord) -> list[Charge]:
+        """Charge each write statement as the single-item write it performs: an INSERT as a
+        PutItem with `attribute_not_exists` on the key, an UPDATE as an UpdateItem whose new
+        image is the item that `RETURNING ALL NEW *` answers."""
+        charges: dict[tuple[str, str, str], Charge] = {}
+        answers = record.response.get("Responses", [])
+        for position, request in enumerate(record.params["Statements"]):
+            statement = parse_statement(request["Statement"], request.get("Parameters", []))
+            answer = answers[position] if position < len(answers) else {}
+            outcome = _statement_outcome(record, answer)
+            table = self.schemas[statement.table]
+            operation = f"{record.operation} {statement.verb}"
+            charge = charges.setdefault((table.name, operation, outcome), Charge(table.name, operation, outcome))
+            charge.statements += 1
+            if outcome != OK and outcome != "condition failed":
+                continue
+            self._charge_statement(table, statement, answer, outcome == OK, charge)
+        return list(charges.values())
+
+    def _charge_statement(
+        self, table: TableSchema, statement: ParsedStatement, answer: Mapping[str, Any], applied: bool, charge: Charge
+    ) -> None:
+        key = statement.key(table)
+        known, old = self.images.lookup(table, key)
+        if statement.verb == "INSERT":
+            new: Item | None = statement.item
+            if not applied:
+                known, old = True, old if old is not None else new  # the item exists; its size is not returned
+            elif not known:
+                known, old = True, None  # INSERT applies only to an absent key
+        else:
+            new = answer.get("Item") if applied else None
+        charge.estimated = charge.estimated or not known or (applied and new is None)
+
+        if not applied:
+            size = max(item_size(old), item_size(new) if new else 0) if known and old is not None else 0
+            charge.item_bytes += size
+            charge.write_units += write_units(size) if size else 1
+            return
+        size = max(item_size(new) if new else 0, item_size(old) if old else 0)
+        charge.item_bytes += size
+        charge.write_units += write_units(size)
+        charge.index_write_units += index_write_units(table, old, new) if known and new is not None else 0
+        if new is not None:
+            self.images.remember(table, key, new)
+        else:
+            self.images.forget(table, key)
+
     def _charge_transact_write_items(self, record: RequestRecord) -> list[Charge]:
         """Charge every action twice (prepare and commit), cancelled transactions included.
 
@@ -365,6 +416,51 @@ class Accountant:
         if not known and record.error_code is None and _requires_absent(table, record.params):
             return True, None
         return known, old
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    """The parts of a PartiQL write statement that pricing needs."""
+
+    verb: str  # INSERT | UPDATE
+    table: str
+    item: Item | None  # INSERT: the item written
+    where: dict[str, Any]  # UPDATE: the attributes the WHERE clause compares for equality
+
+    def key(self, table: TableSchema) -> Item:
+        source = self.item if self.item is not None else self.where
+        return {name: source[name] for name in table.keys}
+
+
+_INSERT = re.compile(r'^INSERT INTO "(?P<table>[^"]+)" VALUE \{(?P<fields>.*)\}$', re.DOTALL)
+_UPDATE = re.compile(r'^UPDATE "(?P<table>[^"]+)" .* WHERE (?P<where>.*?)(?: RETURNING .*)?$', re.DOTALL)
+_FIELD = re.compile(r"'([^']+)'\s*:\s*\?")
+_EQUALS = re.compile(r'"([^"]+)"\s*=\s*\?')
+
+
+def parse_statement(text: str, parameters: list[Any]) -> ParsedStatement:
+    """Parse the INSERT and UPDATE forms that chalicelib.models.statements writes, where every
+    value is a `?` parameter."""
+    insert = _INSERT.match(text)
+    if insert is not None:
+        names = _FIELD.findall(insert.group("fields"))
+        return ParsedStatement("INSERT", insert.group("table"), dict(zip(names, parameters, strict=True)), {})
+    update = _UPDATE.match(text)
+    if update is None:
+        raise ValueError(f"cannot price the statement {text!r}")
+    where: dict[str, Any] = {}
+    for match in _EQUALS.finditer(text, update.start("where"), update.end("where")):
+        where[match.group(1)] = parameters[text.count("?", 0, match.start())]
+    return ParsedStatement("UPDATE", update.group("table"), None, where)
+
+
+def _statement_outcome(record: RequestRecord, answer: Mapping[str, Any]) -> str:
+    if record.error_code is not None:
+        return _outcome(record)
+    code = answer.get("Error", {}).get("Code")
+    if code is None:
+        return OK
+    return "condition failed" if code in ("ConditionalCheckFailed", "DuplicateItem") else code
 
 
 def _failed_write(record: RequestRecord, known: bool, old: Item | None, new: Item | None) -> tuple[int, int]:

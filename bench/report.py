@@ -17,7 +17,17 @@ from bench.capacity import OK, Charge, RequestRecord
 
 WRITE_UNIT_TARGETS = {5: 1.3, 1: 2.1}  # maximum write units per VM-hour, by VMs per account
 WALL_TIME_RATIO_TARGET = 1.5
-WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+WRITE_OPERATIONS = frozenset(
+    {
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "BatchExecuteStatement INSERT",
+        "BatchExecuteStatement UPDATE",
+    }
+)
 
 Charged = list[tuple[RequestRecord, list[Charge]]]
 
@@ -53,7 +63,9 @@ class ScenarioResult:
         return [charge for _, charges in self.charged for charge in charges if charge.table != self.demo_table]
 
     def requests(self, demo: bool) -> int:
-        return sum(1 for _, charges in self.charged if any((charge.table == self.demo_table) == demo for charge in charges))
+        return sum(
+            1 for _, charges in self.charged if any((charge.table == self.demo_table) == demo for charge in charges)
+        )
 
     def write_units(self) -> float:
         return sum(charge.write_units + charge.index_write_units for charge in self.lobster_charges())
@@ -67,7 +79,9 @@ class ScenarioResult:
 
     def lobster_request_seconds(self) -> float:
         """Return the seconds in which at least one request to Lobster's tables was in flight."""
-        return busy_seconds(record for record, charges in self.charged if not charges or charges[0].table != self.demo_table)
+        return busy_seconds(
+            record for record, charges in self.charged if not charges or charges[0].table != self.demo_table
+        )
 
     def request_seconds(self) -> float:
         """Return the seconds in which at least one request was in flight."""
@@ -167,7 +181,8 @@ def _totals(result: ScenarioResult) -> list[str]:
     floor_before, floor_after = result.floor_seconds
     python_seconds = result.run_seconds - result.request_seconds()
     lines = [
-        f"write units per VM-hour   {figures['write_units_per_vm_hour']:.3f}" + _verdict(figures["write_units_per_vm_hour"], target),
+        f"write units per VM-hour   {figures['write_units_per_vm_hour']:.3f}"
+        + _verdict(figures["write_units_per_vm_hour"], target),
         f"  (DynamoDB Local's own ConsumedCapacity for the successful writes: "
         f"{figures['dynamodb_local_write_units_per_vm_hour']:.3f})",
         f"read units per VM-hour    {figures['read_units_per_vm_hour']:.3f}",
@@ -179,7 +194,8 @@ def _totals(result: ScenarioResult) -> list[str]:
         f"floor                     {result.floor:.2f} s (before {floor_before:.2f} s, after {floor_after:.2f} s): "
         f"{result.vm_hours} conditional PutItems on {_threads(result.account_threads)}, "
         f"{_floor_bytes(result):.0f} bytes each on average",
-        f"wall-time ratio           {figures['wall_time_ratio']:.2f}" + _verdict(figures["wall_time_ratio"], WALL_TIME_RATIO_TARGET)
+        f"wall-time ratio           {figures['wall_time_ratio']:.2f}"
+        + _verdict(figures["wall_time_ratio"], WALL_TIME_RATIO_TARGET)
         + f"; {figures['wall_time_ratio_without_demo_backend']:.2f} without the demo backend's requests",
     ]
     lines.append(

@@ -7,6 +7,7 @@ the product code runs unchanged against the real DynamoDB Local server.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,9 @@ from chalicelib.models import ALL_MODELS
 from chalicelib.models.base import connection
 
 WRITE_NUMBER = "lobster_write_number"
-WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "BatchExecuteStatement"}
+)
 
 
 class InjectedCrash(BaseException):
@@ -82,3 +85,73 @@ def count_writes(crash_at: int | None = None, after_commit: bool = True) -> Iter
         for client in clients:
             client.meta.events.unregister("before-call.dynamodb", counter.before)
             client.meta.events.unregister("after-call.dynamodb", counter.after)
+
+
+@dataclass
+class StatementFaults:
+    """Answers the first `count` write statements sent in BatchExecuteStatement calls with
+    `code` instead of DynamoDB's answer. With `executed` False the statements are taken out
+    of the request first, as DynamoDB does not run a throttled statement; with `executed` True
+    they run and only the answer is lost."""
+
+    count: int
+    code: str = "ThrottlingError"
+    executed: bool = False
+    answered: list[str] = field(default_factory=list)  # the statements given the fault, in order
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        request = json.loads(params["body"])
+        chosen = self._choose(request["Statements"])
+        context[FAULTED_POSITIONS] = chosen
+        if self.executed or not chosen:
+            return None
+        request["Statements"] = [
+            statement for position, statement in enumerate(request["Statements"]) if position not in chosen
+        ]
+        if not request["Statements"]:
+            return _EmptyAnswer(), {"Responses": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
+        params["body"] = json.dumps(request).encode()
+        return None
+
+    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        chosen = context.get(FAULTED_POSITIONS, [])
+        if not chosen or "Responses" not in parsed:
+            return
+        answers = list(parsed["Responses"])
+        for position in sorted(chosen):
+            fault = {"Error": {"Code": self.code, "Message": "injected by the test"}}
+            if self.executed:
+                answers[position] = fault
+            else:
+                answers.insert(position, fault)
+        parsed["Responses"] = answers
+
+    def _choose(self, statements: list[dict[str, Any]]) -> list[int]:
+        with self.lock:
+            chosen = list(range(min(len(statements), self.count - len(self.answered))))
+            self.answered.extend(statements[position]["Statement"] for position in chosen)
+        return chosen
+
+
+FAULTED_POSITIONS = "lobster_faulted_statements"
+
+
+class _EmptyAnswer:
+    """The HTTP answer botocore sees when every statement of a request was taken out."""
+
+    status_code = 200
+    headers: dict[str, str] = {}  # noqa: RUF012 - read only
+
+
+@contextmanager
+def fault_statements(count: int, code: str = "ThrottlingError", executed: bool = False) -> Iterator[StatementFaults]:
+    faults = StatementFaults(count, code, executed)
+    client = connection().client
+    client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", faults.before)
+    client.meta.events.register("after-call.dynamodb.BatchExecuteStatement", faults.after)
+    try:
+        yield faults
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchExecuteStatement", faults.before)
+        client.meta.events.unregister("after-call.dynamodb.BatchExecuteStatement", faults.after)

@@ -35,6 +35,19 @@ def vm_at(account: Account, at: datetime, plan: str = "s1", name: str = "web1") 
     return create_vm(Account.get(account.account_id, consistent_read=True), name, "demo", plan, "debian-12")
 
 
+def accounts_in_one_shard(count: int, credit: int, at: datetime) -> list[Account]:
+    """Sign up accounts until `count` of them share a billing shard; return those."""
+    by_shard: dict[str, list[Account]] = {}
+    number = 0
+    while True:
+        account = account_with_credit(f"user{number}@example.com", credit, at)
+        number += 1
+        same_shard = by_shard.setdefault(shard_for(account.account_id), [])
+        same_shard.append(account)
+        if len(same_shard) == count:
+            return same_shard
+
+
 def balance(account_id: str) -> int:
     return Account.get(account_id, consistent_read=True).balance_micros
 

@@ -19,6 +19,7 @@ from bench.capacity import (
     RequestRecord,
     TableSchema,
     index_write_units,
+    parse_statement,
 )
 from bench.itemsize import (
     TRANSACTION_FACTOR,
@@ -158,11 +159,17 @@ def test_batch_write_rounds_each_item() -> None:
 def test_update_costs_larger_of_before_and_after() -> None:
     accountant = Accountant([TABLE])
     before = sized_item(int(1.5 * KB))
-    accountant.charge(record("GetItem", {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ConsistentRead": True}, {"Item": before}))
+    accountant.charge(
+        record("GetItem", {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ConsistentRead": True}, {"Item": before})
+    )
 
     after = {"pk": {"S": "a"}, "v": {"S": "y"}}
     [charge] = accountant.charge(
-        record("UpdateItem", {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"}, {"Attributes": after})
+        record(
+            "UpdateItem",
+            {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"},
+            {"Attributes": after},
+        )
     )
 
     assert charge.write_units == 2
@@ -173,7 +180,11 @@ def test_update_costs_larger_of_before_and_after() -> None:
 def test_update_with_unknown_before_image_is_estimated() -> None:
     after = sized_item(300)
     [charge] = Accountant([TABLE]).charge(
-        record("UpdateItem", {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"}, {"Attributes": after})
+        record(
+            "UpdateItem",
+            {"TableName": "things", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"},
+            {"Attributes": after},
+        )
     )
 
     assert charge.write_units == 1
@@ -202,7 +213,12 @@ def test_delete_costs_size_of_deleted_item() -> None:
 
 
 def failed_update(accountant: Accountant, key: str = "a") -> float:
-    params = {"TableName": "things", "Key": {"pk": {"S": key}}, "ConditionExpression": "#0 = :0", "ReturnValues": "ALL_NEW"}
+    params = {
+        "TableName": "things",
+        "Key": {"pk": {"S": key}},
+        "ConditionExpression": "#0 = :0",
+        "ReturnValues": "ALL_NEW",
+    }
     [charge] = accountant.charge(record("UpdateItem", params, {"Error": {"Code": CONDITION_FAILED}}, CONDITION_FAILED))
     assert charge.outcome == "condition failed"
     return charge.write_units
@@ -238,7 +254,9 @@ def test_failed_put_if_absent_costs_existing_item() -> None:
         "ExpressionAttributeNames": {"#0": "pk"},
     }
 
-    [charge] = Accountant([TABLE]).charge(record("PutItem", params, {"Error": {"Code": CONDITION_FAILED}}, CONDITION_FAILED))
+    [charge] = Accountant([TABLE]).charge(
+        record("PutItem", params, {"Error": {"Code": CONDITION_FAILED}}, CONDITION_FAILED)
+    )
 
     assert charge.write_units == 2
     assert not charge.estimated
@@ -258,6 +276,91 @@ def test_put_if_absent_that_succeeds_replaced_nothing() -> None:
     assert not charge.estimated
 
 
+# PartiQL write statements in BatchExecuteStatement.
+
+
+def insert_statement(item: dict[str, Any]) -> dict[str, Any]:
+    fields = ", ".join(f"'{name}': ?" for name in item)
+    return {"Statement": f'INSERT INTO "things" VALUE {{{fields}}}', "Parameters": list(item.values())}
+
+
+def update_statement(key: str) -> dict[str, Any]:
+    text = 'UPDATE "things" SET "v" = ? SET "n" = "n" + ? WHERE "pk" = ? AND "v" = ? RETURNING ALL NEW *'
+    return {"Statement": text, "Parameters": [{"S": "new"}, {"N": "1"}, {"S": key}, {"S": "old"}]}
+
+
+def statements_record(statements: list[dict[str, Any]], answers: list[dict[str, Any]]) -> RequestRecord:
+    return record("BatchExecuteStatement", {"Statements": statements}, {"Responses": answers})
+
+
+def test_each_insert_costs_its_own_item() -> None:
+    items = [sized_item(500, "a"), sized_item(int(1.5 * KB), "b")]
+
+    [charge] = Accountant([TABLE]).charge(statements_record([insert_statement(item) for item in items], [{}, {}]))
+
+    assert (charge.operation, charge.statements, charge.write_units) == ("BatchExecuteStatement INSERT", 2, 3)
+    assert not charge.estimated
+
+
+def test_duplicate_insert_costs_the_existing_item() -> None:
+    accountant = Accountant([TABLE])
+    accountant.charge(record("PutItem", {"TableName": "things", "Item": sized_item(2 * KB)}))
+
+    [charge] = accountant.charge(
+        statements_record([insert_statement(sized_item(300))], [{"Error": {"Code": "DuplicateItem"}}])
+    )
+
+    assert (charge.outcome, charge.write_units) == ("condition failed", 2)
+
+
+def test_update_statement_costs_larger_of_before_and_returned_item() -> None:
+    accountant = Accountant([TABLE])
+    accountant.charge(record("PutItem", {"TableName": "things", "Item": sized_item(300)}))
+
+    [charge] = accountant.charge(statements_record([update_statement("a")], [{"Item": sized_item(int(1.2 * KB))}]))
+
+    assert (charge.operation, charge.write_units) == ("BatchExecuteStatement UPDATE", 2)
+    assert not charge.estimated
+
+
+def test_throttled_statement_costs_nothing() -> None:
+    answers = [{"Error": {"Code": "ThrottlingError"}}, {}]
+    statements = [insert_statement(sized_item(300, "a")), insert_statement(sized_item(300, "b"))]
+
+    charges = Accountant([TABLE]).charge(statements_record(statements, answers))
+
+    assert sorted((charge.outcome, charge.write_units) for charge in charges) == [("ThrottlingError", 0), ("ok", 1)]
+
+
+def test_product_statements_parse_to_their_keys() -> None:
+    from chalicelib.models import statements
+    from chalicelib.models.accounts import Account
+    from chalicelib.models.ledger import LedgerLine
+
+    line = LedgerLine(
+        "acct_1",
+        "2026-12-04T10:00:00Z#vm#vm1",
+        amount_micros=-1,
+        kind="vm",
+        description="d",
+        created_at="c",
+        batch="hourly",
+    )
+    update = statements.update(
+        Account,
+        {"account_id": "acct_1"},
+        {"billed_through": "2026-12-04T10"},
+        {"balance_micros": -1},
+        {"billed_through": "2026-12-04T09"},
+    )
+
+    inserted = parse_statement(statements.insert(line).text, list(statements.insert(line).parameters))
+    updated = parse_statement(update.text, list(update.parameters))
+
+    assert inserted.item == line.serialize()
+    assert updated.where == {"account_id": {"S": "acct_1"}, "billed_through": {"S": "2026-12-04T09"}}
+
+
 # Transactions.
 
 
@@ -273,7 +376,9 @@ def test_read_transaction_costs_double() -> None:
     actions = [{"Get": {"TableName": "things", "Key": {"pk": {"S": key}}}} for key in ("a", "b", "c")]
     responses = [{"Item": sized_item(500, key=key)} for key in ("a", "b", "c")]
 
-    [charge] = Accountant([TABLE]).charge(record("TransactGetItems", {"TransactItems": actions}, {"Responses": responses}))
+    [charge] = Accountant([TABLE]).charge(
+        record("TransactGetItems", {"TransactItems": actions}, {"Responses": responses})
+    )
 
     assert charge.read_units == 6
 
@@ -310,7 +415,9 @@ def test_index_write_when_only_projected_attribute_changes() -> None:
 
 
 def test_keys_only_index_ignores_other_attributes() -> None:
-    table = TableSchema("vms", keys=("pk",), indexes=(IndexSchema("by-shard", keys=("shard",), projection="KEYS_ONLY"),))
+    table = TableSchema(
+        "vms", keys=("pk",), indexes=(IndexSchema("by-shard", keys=("shard",), projection="KEYS_ONLY"),)
+    )
     old = sized_item(300, shard={"S": "s0001"})
 
     assert index_write_units(table, old, {**old, "state": {"S": "deleted"}}) == 0

@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib import clock
+from chalicelib.billing import worker
 from chalicelib.billing.planner import ShardMessage, handle_shard_message, plan_hour
-from chalicelib.billing.shards import shard_names
+from chalicelib.billing.shards import shard_for, shard_names
 from chalicelib.clock import HOUR, hour_key
 from chalicelib.models.accounts import Account
+from chalicelib.models.statements import MAX_ATTEMPTS
 from chalicelib.models.vms import Vm
 from chalicelib.vms.service import delete_vm
-from tests.faults import InjectedCrash, count_writes
-from tests.helpers import account_with_credit, assert_balance_matches_ledger, ledger, vm_at
+from tests.faults import InjectedCrash, count_writes, fault_statements
+from tests.helpers import account_with_credit, accounts_in_one_shard, assert_balance_matches_ledger, ledger, vm_at
 
 pytestmark = pytest.mark.usefixtures("demo_catalog", "clock")
 
@@ -91,6 +93,39 @@ def test_crash_between_any_two_writes_recovers_identically(after_commit: bool) -
         assert snapshot(account_ids) == expected, f"crash at write {crash_at}"
         for account_id in account_ids:
             assert_balance_matches_ledger(account_id)
+
+
+@pytest.mark.parametrize("executed", [False, True], ids=["not-run", "run-but-unanswered"])
+@pytest.mark.parametrize("count", [2, 10 * MAX_ATTEMPTS], ids=["retried", "always"])
+def test_throttled_statements_bill_the_same_as_a_fault_free_run(count: int, executed: bool) -> None:
+    expected, _ = fault_free_result()
+    reset_tables()
+    account_ids = build_accounts()
+
+    with fault_statements(count, executed=executed) as faults:
+        run_hour(HOUR_10)
+
+    assert faults.answered
+    assert snapshot(account_ids) == expected
+    for account_id in account_ids:
+        assert_balance_matches_ledger(account_id)
+
+
+def test_accounts_of_one_shard_share_their_write_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "ACCOUNT_THREADS", 1)
+    accounts = accounts_in_one_shard(3, 20_000_000, T0)
+    for account in accounts:
+        vm_at(account, T0, "s1", "a1")
+        vm_at(account, T0 + timedelta(minutes=7), "m2", "a2")
+    clock.set_time(HOUR_10 + HOUR + timedelta(minutes=5))
+
+    with count_writes() as counter:
+        worker.bill_shard(shard_for(accounts[0].account_id), HOUR_10)
+
+    assert counter.writes == ["BatchExecuteStatement", "BatchExecuteStatement"]  # six lines, then three cursors
+    for account in accounts:
+        assert sum(1 for line in ledger(account.account_id) if line.kind == "vm") == 2
+        assert_balance_matches_ledger(account.account_id)
 
 
 def test_duplicate_shard_messages_charge_once() -> None:

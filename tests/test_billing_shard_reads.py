@@ -27,7 +27,7 @@ from chalicelib.models.accounts import Account
 from chalicelib.models.base import connection
 from chalicelib.models.vms import Vm
 from tests.faults import InjectedCrash
-from tests.helpers import account_with_credit, assert_balance_matches_ledger, charges, vm_at
+from tests.helpers import account_with_credit, accounts_in_one_shard, assert_balance_matches_ledger, charges, vm_at
 
 pytestmark = pytest.mark.usefixtures("demo_catalog", "clock")
 
@@ -42,22 +42,12 @@ def run_at(hour: datetime) -> datetime:
     return hour + HOUR + timedelta(minutes=5)
 
 
-def accounts_in_one_shard(count: int) -> list[Account]:
-    """Sign up accounts until `count` of them share a billing shard; return those."""
-    by_shard: dict[str, list[Account]] = {}
-    number = 0
-    while True:
-        account = account_with_credit(f"user{number}@example.com", CREDIT, T0)
-        number += 1
-        same_shard = by_shard.setdefault(shard_for(account.account_id), [])
-        same_shard.append(account)
-        if len(same_shard) == count:
-            return same_shard
-
-
 def demo_usage(account_id: str) -> int:
     used = Account.get(account_id, consistent_read=True).bandwidth_used
     return sum(value for key, value in used.items() if key.startswith("demo|"))
+
+
+LEDGER_WRITES = frozenset({"PutItem", "BatchExecuteStatement"})
 
 
 @contextmanager
@@ -69,7 +59,7 @@ def crash_on_first_ledger_write(account_id: str) -> Iterator[None]:
     def before_call(model: Any, params: dict[str, Any], **_: Any) -> None:
         body = params.get("body", b"")
         text = body.decode() if isinstance(body, bytes) else str(body)
-        if armed[0] and model.name == "PutItem" and "ledger" in text and account_id in text:
+        if armed[0] and model.name in LEDGER_WRITES and "ledger" in text and account_id in text:
             armed[0] = False
             raise InjectedCrash(f"crash before the first ledger line of {account_id}")
 
@@ -170,7 +160,7 @@ def test_traffic_read_batched_per_region() -> None:
 
 
 def test_failing_account_in_threaded_shard_leaves_others_billed() -> None:
-    accounts = accounts_in_one_shard(3)
+    accounts = accounts_in_one_shard(3, CREDIT, T0)
     for account in accounts:
         vm_at(account, T0, "s1", "web1")
     poisoned = accounts[1]
@@ -190,7 +180,7 @@ def test_failing_account_in_threaded_shard_leaves_others_billed() -> None:
 
 
 def test_crash_in_one_thread_recovers_on_rerun() -> None:
-    accounts = accounts_in_one_shard(3)
+    accounts = accounts_in_one_shard(3, CREDIT, T0)
     for account in accounts:
         vm_at(account, T0, "s1", "web1")
         vm_at(account, T0 + timedelta(minutes=7), "m2", "web2")

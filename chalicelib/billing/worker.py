@@ -4,6 +4,8 @@ Invariant: each (VM, VM-hour) and each (account, storage hour) is one ledger lin
 deterministic key, written once with `attribute_not_exists`. An account's hourly lines
 reach its balance through one compare-and-set on `billed_through`, so retries, duplicate
 messages, concurrent runs and accounts billed in parallel threads charge every hour once.
+The lines and cursor moves of a group of accounts travel together as PartiQL statements,
+each under the same condition as its single-item write, so batching changes no outcome.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from typing import TypeVar
 
-from pynamodb.exceptions import PutError, UpdateError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 
 from chalicelib.billing.bandwidth import settle
 from chalicelib.billing.hours import hour_start, hours_ending_in, plan_at
@@ -29,9 +33,11 @@ from chalicelib.config import settings
 from chalicelib.errors import LobsterError
 from chalicelib.images.service import refresh_pending_images
 from chalicelib.log import logger, metrics
+from chalicelib.models import statements
 from chalicelib.models.accounts import Account
 from chalicelib.models.images import Image
 from chalicelib.models.ledger import LedgerLine
+from chalicelib.models.statements import MAX_STATEMENTS, Result
 from chalicelib.models.vms import Vm
 from chalicelib.money import round_half_up
 from chalicelib.vms.service import refresh_vm, retry_backend_delete
@@ -41,6 +47,9 @@ BYTES_PER_GB = 10**9
 # Accounts of one shard billed at the same time. Each thread waits on its own DynamoDB and
 # provider requests; boto3 clients are thread-safe and PynamoDB keeps a session per thread.
 ACCOUNT_THREADS = 4
+
+KeyT = TypeVar("KeyT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass
@@ -84,10 +93,11 @@ class ShardIncomplete(LobsterError):
 def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     """Bill every account with billable VMs or images in `shard` through `through_hour`.
 
-    The shard's accounts are read in batches and its traffic counters per region first. Up to
-    ACCOUNT_THREADS accounts are then billed at once. One account's failure does not stop the
-    others: it is logged, the rest are billed, and ShardIncomplete makes the queue deliver the
-    message again for the failed accounts.
+    The shard's accounts are read in batches and its traffic counters per region first. The
+    accounts are then billed in groups, up to ACCOUNT_THREADS groups at once, each group
+    sending its ledger lines and its cursor moves in batches of statements. One account's
+    failure does not stop the others: it is logged, the rest are billed, and ShardIncomplete
+    makes the queue deliver the message again for the failed accounts.
     """
     result = ShardResult()
     catalog = load_catalog()
@@ -96,55 +106,63 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     work_by_account = collect_shard(shard)
     accounts = read_accounts(work_by_account)
     readings = read_traffic_batches(_vms_to_read(work_by_account, accounts, through_hour))
+    run = _Run(work_by_account, accounts, readings, through_hour, catalog)
 
-    def bill(account_id: str) -> _Batch | None:
-        work = work_by_account[account_id]
-        return bill_account(account_id, work, through_hour, catalog, account=accounts.get(account_id), readings=readings)
+    groups = _groups(list(work_by_account), ACCOUNT_THREADS)
+    for group, outcome in run_isolated(groups, run.bill_group, ACCOUNT_THREADS).items():
+        outcomes = outcome if isinstance(outcome, dict) else dict.fromkeys(group, outcome)
+        for account_id, account_outcome in outcomes.items():
+            if isinstance(account_outcome, Exception):
+                logger.error(
+                    "account_billing_failed",
+                    exc_info=account_outcome,
+                    extra={"account_id": account_id, "shard": shard, "error": str(account_outcome)},
+                )
+                metrics.add_metric(name="AccountBillingFailures", unit="Count", value=1)
+                failed.append(account_id)
+            elif account_outcome is None:
+                result.accounts_skipped += 1
+            else:
+                result.accounts_billed += 1
+                result.lines_applied += len(account_outcome.lines)
+                result.amount_micros += account_outcome.amount_micros
 
-    for account_id, outcome in run_isolated(list(work_by_account), bill, ACCOUNT_THREADS).items():
-        if isinstance(outcome, Exception):
-            logger.error(
-                "account_billing_failed", exc_info=outcome, extra={"account_id": account_id, "shard": shard, "error": str(outcome)}
-            )
-            metrics.add_metric(name="AccountBillingFailures", unit="Count", value=1)
-            failed.append(account_id)
-            continue
-        if outcome is None:
-            result.accounts_skipped += 1
-            continue
-        result.accounts_billed += 1
-        result.lines_applied += len(outcome.lines)
-        result.amount_micros += outcome.amount_micros
-
-    logger.info("billing_shard_done", extra={"shard": shard, "hour": hour_key(through_hour), "failed": len(failed), **result.__dict__})
+    logger.info(
+        "billing_shard_done",
+        extra={"shard": shard, "hour": hour_key(through_hour), "failed": len(failed), **result.__dict__},
+    )
     if failed:
         raise ShardIncomplete(f"shard {shard}: {len(failed)} accounts failed and will be retried")
     return result
 
 
-def run_isolated(
-    account_ids: list[str], bill: Callable[[str], _Batch | None], threads: int
-) -> dict[str, _Batch | None | Exception]:
-    """Call `bill` for each account on up to `threads` threads; return each result or error.
+def _groups(account_ids: list[str], threads: int) -> list[tuple[str, ...]]:
+    """Split accounts into groups of at most MAX_STATEMENTS, enough to keep `threads` busy."""
+    size = max(1, min(MAX_STATEMENTS, -(-len(account_ids) // max(1, threads))))
+    return [tuple(account_ids[offset : offset + size]) for offset in range(0, len(account_ids), size)]
 
-    An Exception fails only its own account and is returned as its result. Anything else,
-    such as KeyboardInterrupt, cancels the accounts not yet started and propagates once the
-    running ones finish.
+
+def run_isolated(keys: list[KeyT], work: Callable[[KeyT], ResultT], threads: int) -> dict[KeyT, ResultT | Exception]:
+    """Call `work` for each key on up to `threads` threads; return each result or error.
+
+    An Exception fails only its own key and is returned as its result. Anything else, such
+    as KeyboardInterrupt, cancels the keys not yet started and propagates once the running
+    ones finish.
     """
 
-    def isolate(account_id: str) -> _Batch | None | Exception:
+    def isolate(key: KeyT) -> ResultT | Exception:
         try:
-            return bill(account_id)
+            return work(key)
         except Exception as error:  # noqa: BLE001 - isolate one account's failure from the shard
             return error
 
-    if threads <= 1 or len(account_ids) <= 1:
-        return {account_id: isolate(account_id) for account_id in account_ids}
+    if threads <= 1 or len(keys) <= 1:
+        return {key: isolate(key) for key in keys}
 
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="billing-account")
     try:
-        futures = {account_id: pool.submit(isolate, account_id) for account_id in account_ids}
-        return {account_id: future.result() for account_id, future in futures.items()}
+        futures = {key: pool.submit(isolate, key) for key in keys}
+        return {key: future.result() for key, future in futures.items()}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -174,8 +192,7 @@ def bill_account(
     uses the copy, and each attempt after a failed compare-and-set reads the account again.
     Returns the applied batch, or None when the cursor was already there.
     """
-    if any(image.state in ("pending", "deleting") for image in work.images):
-        refresh_pending_images(account_id, work.images)
+    _refresh_images(account_id, work)
 
     for _attempt in range(MAX_CURSOR_ATTEMPTS):
         if account is None:
@@ -184,17 +201,91 @@ def bill_account(
         if cursor >= through_hour:
             return None
 
-        batch = _build_batch(account, work, cursor, through_hour, catalog, readings or {})
+        batch = _claim_each(_candidate_lines(account, work, cursor, through_hour, catalog, readings or {}))
         if _apply_batch(account, batch, through_hour, work.vms):
-            _log_batch(account_id, batch, through_hour)
-            _after_batch(account, work, catalog)
+            _finish(account, batch, work, through_hour, catalog)
             return batch
         account = None
 
     raise RuntimeError(f"account {account_id}: billing cursor kept moving under the worker")
 
 
-def _vms_to_read(work_by_account: dict[str, AccountWork], accounts: dict[str, Account], through_hour: datetime) -> list[Vm]:
+@dataclass
+class _Run:
+    """One shard's billing run: what it read up front, and how it bills a group of accounts."""
+
+    work_by_account: dict[str, AccountWork]
+    accounts: dict[str, Account]
+    readings: Readings
+    through_hour: datetime
+    catalog: Catalog
+
+    def bill_group(self, account_ids: tuple[str, ...]) -> dict[str, _Batch | None | Exception]:
+        """Bill a group of accounts: their lines in INSERT batches, then their cursor moves in
+        one UPDATE batch. An account whose line or cursor move did not apply, or any account
+        when a batch request fails, is billed alone by `bill_account` after a fresh read."""
+        outcomes: dict[str, _Batch | None | Exception] = {}
+        candidates: dict[str, list[LedgerLine]] = {}
+        for account_id in account_ids:
+            prepared = self._prepare(account_id)
+            if isinstance(prepared, list):
+                candidates[account_id] = prepared
+            else:
+                outcomes[account_id] = prepared
+
+        try:
+            batches = _claim_together(candidates)
+            moved = _move_cursors_together(batches, self)
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            logger.warning("billing_batch_failed", extra={"accounts": len(candidates), "error": str(error)})
+            batches, moved = {}, {}
+
+        for account_id in candidates:
+            outcomes[account_id] = self._conclude(account_id, batches.get(account_id), moved.get(account_id))
+        return outcomes
+
+    def _prepare(self, account_id: str) -> list[LedgerLine] | _Batch | None | Exception:
+        """Return the account's candidate lines; None when the cursor is already there, a
+        billed batch when the account had to be billed alone, or the error that failed it."""
+        work, account = self.work_by_account[account_id], self.accounts.get(account_id)
+        try:
+            if account is None:
+                return self._bill_alone(account_id)
+            _refresh_images(account_id, work)
+            cursor = parse_hour_key(account.billed_through)
+            if cursor >= self.through_hour:
+                return None
+            return _candidate_lines(account, work, cursor, self.through_hour, self.catalog, self.readings)
+        except Exception as error:  # noqa: BLE001 - isolate one account's failure from its group
+            return error
+
+    def _conclude(self, account_id: str, batch: _Batch | None, moved: Account | None) -> _Batch | None | Exception:
+        try:
+            if batch is None or moved is None:
+                return self._bill_alone(account_id)
+            _finish(moved, batch, self.work_by_account[account_id], self.through_hour, self.catalog)
+            return batch
+        except Exception as error:  # noqa: BLE001 - isolate one account's failure from its group
+            return error
+
+    def _bill_alone(self, account_id: str) -> _Batch | None:
+        work = self.work_by_account[account_id]
+        return bill_account(account_id, work, self.through_hour, self.catalog, readings=self.readings)
+
+
+def _refresh_images(account_id: str, work: AccountWork) -> None:
+    if any(image.state in ("pending", "deleting") for image in work.images):
+        refresh_pending_images(account_id, work.images)
+
+
+def _finish(account: Account, batch: _Batch, work: AccountWork, through_hour: datetime, catalog: Catalog) -> None:
+    _log_batch(account.account_id, batch, through_hour)
+    _after_batch(account, work, catalog)
+
+
+def _vms_to_read(
+    work_by_account: dict[str, AccountWork], accounts: dict[str, Account], through_hour: datetime
+) -> list[Vm]:
     """Return the VMs whose traffic the run will read ahead: live VMs with an hour to bill."""
     due: list[Vm] = []
     for account_id, work in work_by_account.items():
@@ -209,17 +300,20 @@ def _vms_to_read(work_by_account: dict[str, AccountWork], accounts: dict[str, Ac
     return due
 
 
-def _build_batch(
+def _candidate_lines(
     account: Account, work: AccountWork, cursor: datetime, through_hour: datetime, catalog: Catalog, readings: Readings
-) -> _Batch:
-    batch = _Batch()
+) -> list[LedgerLine]:
+    """Return the hourly lines that move the cursor to `through_hour`, oldest first per VM."""
+    lines: list[LedgerLine] = []
     window_start, window_end = cursor + HOUR, through_hour + HOUR
 
     for vm in work.vms:
-        _add_vm_lines(batch, account, vm, window_start, window_end, catalog, readings)
+        lines.extend(_vm_lines(account, vm, window_start, window_end, catalog, readings))
     for period in _hours(cursor + HOUR, through_hour):
-        _add_storage_line(batch, account.account_id, work.images, period)
-    return batch
+        line = _storage_line(account.account_id, work.images, period)
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def _after_batch(account: Account, work: AccountWork, catalog: Catalog) -> None:
@@ -269,19 +363,20 @@ def _billable_hours(vm: Vm, window_start: datetime, window_end: datetime) -> ran
     return hours_ending_in(started, window_start, window_end, deleted, settings().minimum_billed_hours)
 
 
-def _add_vm_lines(
-    batch: _Batch, account: Account, vm: Vm, window_start: datetime, window_end: datetime, catalog: Catalog, readings: Readings
-) -> None:
+def _vm_lines(
+    account: Account, vm: Vm, window_start: datetime, window_end: datetime, catalog: Catalog, readings: Readings
+) -> list[LedgerLine]:
     if vm.state == "provisioning":
         refresh_vm(vm)
     indexes = _billable_hours(vm, window_start, window_end)
     if not indexes:
-        return
+        return []
 
     started = parse_iso(vm.started_at or "")
     reading = None
     if vm.deleted_at is None:
         reading = readings[vm.vm_id] if vm.vm_id in readings else read_vm_traffic(vm)
+    lines = []
     for index in indexes:
         start = hour_start(started, index)
         plan_id = plan_at(vm.plan_history, start)
@@ -303,24 +398,23 @@ def _add_vm_lines(
             line.bandwidth_reading = reading
             line.bandwidth_delta = delta
             line.bandwidth_month = month_key(now())
-        owned = _claim(line)
-        if owned is not None:
-            _include(batch, owned)
+        lines.append(line)
+    return lines
 
 
 _EPSILON = HOUR / 3600  # one second: an hour ending exactly at HH:00 belongs to run HH-1
 
 
-def _add_storage_line(batch: _Batch, account_id: str, images: list[Image], period: datetime) -> None:
+def _storage_line(account_id: str, images: list[Image], period: datetime) -> LedgerLine | None:
     stored_bytes = sum(image.size_bytes for image in images if _image_exists_during(image, period))
     if stored_bytes == 0:
-        return
+        return None
 
     rate: Fraction = settings().storage_micros_per_gb_hour
     amount = round_half_up(rate * stored_bytes / BYTES_PER_GB)
     if amount == 0:
-        return
-    line = new_line(
+        return None
+    return new_line(
         account_id,
         moment=period,
         kind="storage",
@@ -330,15 +424,22 @@ def _add_storage_line(batch: _Batch, account_id: str, images: list[Image], perio
         batch=BATCH_HOURLY,
         period=hour_key(period),
     )
-    owned = _claim(line)
-    if owned is not None:
-        _include(batch, owned)
 
 
 def _image_exists_during(image: Image, period: datetime) -> bool:
     created = parse_iso(image.created_at)
     deleted = parse_iso(image.deleted_at) if image.deleted_at else None
     return created < period + HOUR and (deleted is None or deleted > period) and image.state != "error"
+
+
+def _claim_each(lines: list[LedgerLine]) -> _Batch:
+    """Write each line with its own PutItem and return the lines the hourly batch owns."""
+    batch = _Batch()
+    for line in lines:
+        owned = _claim(line)
+        if owned is not None:
+            _include(batch, owned)
+    return batch
 
 
 def _claim(line: LedgerLine) -> LedgerLine | None:
@@ -355,6 +456,33 @@ def _claim(line: LedgerLine) -> LedgerLine | None:
             raise
     stored = LedgerLine.get(line.account_id, line.line_key, consistent_read=True)
     return stored if stored.batch == BATCH_HOURLY else None
+
+
+def _claim_together(candidates: dict[str, list[LedgerLine]]) -> dict[str, _Batch]:
+    """Write the lines of many accounts in INSERT batches, each line under the same rule as
+    `_claim`. Returns the owned lines of each account whose every line got an answer; an
+    account with a line that failed for another reason is left out."""
+    lines = [line for account_lines in candidates.values() for line in account_lines]
+    outcomes = statements.execute([statements.insert(line) for line in lines])
+    taken = [line for line, outcome in zip(lines, outcomes, strict=True) if outcome.result is Result.CONDITION_FAILED]
+    stored = _stored_lines(taken)
+
+    batches = {account_id: _Batch() for account_id in candidates}
+    for line, outcome in zip(lines, outcomes, strict=True):
+        owned = line if outcome.result is Result.APPLIED else stored.get((line.account_id, line.line_key))
+        if outcome.result is Result.FAILED or (outcome.result is Result.CONDITION_FAILED and owned is None):
+            batches.pop(line.account_id, None)
+            continue
+        if line.account_id in batches and owned is not None and owned.batch == BATCH_HOURLY:
+            _include(batches[line.account_id], owned)
+    return batches
+
+
+def _stored_lines(lines: list[LedgerLine]) -> dict[tuple[str, str], LedgerLine]:
+    if not lines:
+        return {}
+    keys = [(line.account_id, line.line_key) for line in lines]
+    return {(line.account_id, line.line_key): line for line in LedgerLine.batch_get(keys, consistent_read=True)}
 
 
 def _include(batch: _Batch, line: LedgerLine) -> None:
@@ -379,8 +507,15 @@ def _meter_changes(meters: dict[str, int], readings: list[_Reading]) -> tuple[di
     return latest, usage
 
 
-def _apply_batch(account: Account, batch: _Batch, through_hour: datetime, vms: list[Vm]) -> bool:
-    """Apply the batch with a compare-and-set on the cursor; False if another run moved it."""
+@dataclass(frozen=True)
+class _CursorMove:
+    """What a batch changes on the account besides adding its amount to the balance."""
+
+    assignments: dict[str, object]
+    amount_micros: int
+
+
+def _cursor_move(account: Account, batch: _Batch, through_hour: datetime, vms: list[Vm]) -> _CursorMove:
     latest, added = _meter_changes(account.meters, batch.readings)
     # Keep readings only for VMs that still report traffic, so the account item stays
     # under 1 KB and its cursor update costs one write unit.
@@ -390,14 +525,19 @@ def _apply_batch(account: Account, batch: _Batch, through_hour: datetime, vms: l
     for key, delta in added.items():
         usage[key] = usage.get(key, 0) + delta
 
-    actions = [
-        Account.billed_through.set(hour_key(through_hour)),
-        Account.balance_micros.set(Account.balance_micros + batch.amount_micros),
-    ]
+    assignments: dict[str, object] = {"billed_through": hour_key(through_hour)}
     if batch.readings or meters != account.meters:
-        actions.append(Account.meters.set(meters))
+        assignments["meters"] = meters
     if added:
-        actions.append(Account.bandwidth_used.set(usage))
+        assignments["bandwidth_used"] = usage
+    return _CursorMove(assignments, batch.amount_micros)
+
+
+def _apply_batch(account: Account, batch: _Batch, through_hour: datetime, vms: list[Vm]) -> bool:
+    """Apply the batch with a compare-and-set on the cursor; False if another run moved it."""
+    move = _cursor_move(account, batch, through_hour, vms)
+    actions = [getattr(Account, name).set(value) for name, value in move.assignments.items()]
+    actions.append(Account.balance_micros.set(Account.balance_micros + move.amount_micros))
     try:
         account.update(actions=actions, condition=Account.billed_through == account.billed_through)
     except UpdateError as error:
@@ -405,6 +545,31 @@ def _apply_batch(account: Account, batch: _Batch, through_hour: datetime, vms: l
             return False
         raise
     return True
+
+
+def _move_cursors_together(batches: dict[str, _Batch], run: _Run) -> dict[str, Account]:
+    """Apply many accounts' batches in UPDATE batches, each a compare-and-set on the cursor
+    like `_apply_batch`. Returns the updated account of each batch that applied."""
+    account_ids = list(batches)
+    updates = []
+    for account_id in account_ids:
+        account = run.accounts[account_id]
+        move = _cursor_move(account, batches[account_id], run.through_hour, run.work_by_account[account_id].vms)
+        updates.append(
+            statements.update(
+                Account,
+                key={"account_id": account_id},
+                assignments=move.assignments,
+                increments={"balance_micros": move.amount_micros},
+                expected={"billed_through": account.billed_through},
+            )
+        )
+    outcomes = statements.execute(updates)
+    return {
+        account_id: Account.from_raw_data(outcome.item)
+        for account_id, outcome in zip(account_ids, outcomes, strict=True)
+        if outcome.result is Result.APPLIED and outcome.item is not None
+    }
 
 
 def recent_months(per_month: dict[str, int]) -> dict[str, int]:
