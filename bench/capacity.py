@@ -328,24 +328,24 @@ class Accountant:
     def _charge_batch_execute_statement(self, record: RequestRecord) -> list[Charge]:
         """Charge each write statement as the single-item write it performs: an INSERT as a
         PutItem with `attribute_not_exists` on the key, an UPDATE as an UpdateItem whose new
-        image is the item that `RETURNING ALL NEW *` answers."""
+        image is the item that `RETURNING ALL NEW *` returns."""
         charges: dict[tuple[str, str, str], Charge] = {}
-        answers = record.response.get("Responses", [])
+        responses = record.response.get("Responses", [])
         for position, request in enumerate(record.params["Statements"]):
             statement = parse_statement(request["Statement"], request.get("Parameters", []))
-            answer = answers[position] if position < len(answers) else {}
-            outcome = _statement_outcome(record, answer)
+            response = responses[position] if position < len(responses) else {}
+            outcome = _statement_outcome(record, response)
             table = self.schemas[statement.table]
             operation = f"{record.operation} {statement.verb}"
             charge = charges.setdefault((table.name, operation, outcome), Charge(table.name, operation, outcome))
             charge.statements += 1
             if outcome != OK and outcome != "condition failed":
                 continue
-            self._charge_statement(table, statement, answer, outcome == OK, charge)
+            self._charge_statement(table, statement, response, outcome == OK, charge)
         return list(charges.values())
 
     def _charge_statement(
-        self, table: TableSchema, statement: ParsedStatement, answer: Mapping[str, Any], applied: bool, charge: Charge
+        self, table: TableSchema, statement: ParsedStatement, response: Mapping[str, Any], applied: bool, charge: Charge
     ) -> None:
         key = statement.key(table)
         known, old = self.images.lookup(table, key)
@@ -356,7 +356,7 @@ class Accountant:
             elif not known:
                 known, old = True, None  # INSERT applies only to an absent key
         else:
-            new = answer.get("Item") if applied else None
+            new = response.get("Item") if applied else None
         charge.estimated = charge.estimated or not known or (applied and new is None)
 
         if not applied:
@@ -454,10 +454,10 @@ def parse_statement(text: str, parameters: list[Any]) -> ParsedStatement:
     return ParsedStatement("UPDATE", update.group("table"), None, where)
 
 
-def _statement_outcome(record: RequestRecord, answer: Mapping[str, Any]) -> str:
+def _statement_outcome(record: RequestRecord, response: Mapping[str, Any]) -> str:
     if record.error_code is not None:
         return _outcome(record)
-    code = answer.get("Error", {}).get("Code")
+    code = response.get("Error", {}).get("Code")
     if code is None:
         return OK
     return "condition failed" if code in ("ConditionalCheckFailed", "DuplicateItem") else code

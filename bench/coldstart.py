@@ -112,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu = time_imports(name, package_dir, args.runs)
             figures[f"import_ms_{name}"] = f"{wall * 1000:.0f}"
             figures[f"import_cpu_ms_{name}"] = f"{cpu * 1000:.0f}"
-            print(
-                f"{name}: median import of app {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU, {args.runs} processes",
-                file=sys.stderr,
-            )
+            print(f"{name}: median import of app {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU, {args.runs} processes", file=sys.stderr)
 
     figures["bytecode"] = "source-only" if args.no_compile else "precompiled"
     # Other processes slow every import; a figure taken under load is not comparable.

@@ -196,13 +196,7 @@ def _vm(vm: FleetVm) -> Vm:
 
 
 def _machine(vm: FleetVm) -> DemoMachine:
-    return DemoMachine(
-        vm.backend_id,
-        name=vm.name,
-        plan=PLAN_BACKEND_IDS[vm.plan],
-        image=DEMO_IMAGE_BACKEND_ID,
-        created_at=iso(vm.started),
-    )
+    return DemoMachine(vm.backend_id, name=vm.name, plan=PLAN_BACKEND_IDS[vm.plan], image=DEMO_IMAGE_BACKEND_ID, created_at=iso(vm.started))
 
 
 def _hex_id(prefix: str, seed: str, length: int) -> str:

@@ -48,14 +48,10 @@ class Recording:
         with self._lock:
             self.attempts += 1
 
-    def after_call(
-        self, model: Any, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
-    ) -> None:
+    def after_call(self, model: Any, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         finished = time.perf_counter()
         started = context.pop(_STARTED, finished)
-        call = _RawCall(
-            model.name, context.pop(_BODY, b""), parsed, http_response.status_code, started, finished - started
-        )
+        call = _RawCall(model.name, context.pop(_BODY, b""), parsed, http_response.status_code, started, finished - started)
         with self._lock:
             self.calls.append(call)
 

@@ -89,15 +89,15 @@ def count_writes(crash_at: int | None = None, after_commit: bool = True) -> Iter
 
 @dataclass
 class StatementFaults:
-    """Answers the first `count` write statements sent in BatchExecuteStatement calls with
-    `code` instead of DynamoDB's answer. With `executed` False the statements are taken out
-    of the request first, as DynamoDB does not run a throttled statement; with `executed` True
-    they run and only the answer is lost."""
+    """A fault for the first `count` write statements sent in BatchExecuteStatement calls: each
+    gets the error `code` in place of DynamoDB's response. With `executed` False the statements
+    are removed from the request first, because DynamoDB does not run a throttled statement.
+    With `executed` True they run and only their response is lost."""
 
     count: int
     code: str = "ThrottlingError"
     executed: bool = False
-    answered: list[str] = field(default_factory=list)  # the statements given the fault, in order
+    faulted: list[str] = field(default_factory=list)  # the faulted statements, in the order sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
@@ -110,7 +110,7 @@ class StatementFaults:
             statement for position, statement in enumerate(request["Statements"]) if position not in chosen
         ]
         if not request["Statements"]:
-            return _EmptyAnswer(), {"Responses": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return _EmptyResponse(), {"Responses": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
         params["body"] = json.dumps(request).encode()
         return None
 
@@ -118,27 +118,27 @@ class StatementFaults:
         chosen = context.get(FAULTED_POSITIONS, [])
         if not chosen or "Responses" not in parsed:
             return
-        answers = list(parsed["Responses"])
+        responses = list(parsed["Responses"])
         for position in sorted(chosen):
             fault = {"Error": {"Code": self.code, "Message": "injected by the test"}}
             if self.executed:
-                answers[position] = fault
+                responses[position] = fault
             else:
-                answers.insert(position, fault)
-        parsed["Responses"] = answers
+                responses.insert(position, fault)
+        parsed["Responses"] = responses
 
     def _choose(self, statements: list[dict[str, Any]]) -> list[int]:
         with self.lock:
-            chosen = list(range(min(len(statements), self.count - len(self.answered))))
-            self.answered.extend(statements[position]["Statement"] for position in chosen)
+            chosen = list(range(min(len(statements), self.count - len(self.faulted))))
+            self.faulted.extend(statements[position]["Statement"] for position in chosen)
         return chosen
 
 
 FAULTED_POSITIONS = "lobster_faulted_statements"
 
 
-class _EmptyAnswer:
-    """The HTTP answer botocore sees when every statement of a request was taken out."""
+class _EmptyResponse:
+    """The HTTP response botocore receives when every statement of a request was removed."""
 
     status_code = 200
     headers: dict[str, str] = {}  # noqa: RUF012 - read only

@@ -36,6 +36,19 @@ def test_policy_grants_no_wildcard_on_tables_or_queues() -> None:
             assert all(not resource.endswith(":*") and "table/*" not in resource for resource in resources)
 
 
+def test_policy_allows_billing_statements() -> None:
+    policy = json.loads(infra.POLICY_PATH.read_text())
+    granted = {
+        (action, resource)
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+        for resource in statement["Resource"]
+    }
+
+    assert ("dynamodb:PartiQLInsert", "arn:aws:dynamodb:*:*:table/lobster-prod-ledger") in granted
+    assert ("dynamodb:PartiQLUpdate", "arn:aws:dynamodb:*:*:table/lobster-prod-accounts") in granted
+
+
 def test_money_tables_have_recovery_and_deletion_protection() -> None:
     resources = infra.build_template()["Resources"]
 

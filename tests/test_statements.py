@@ -1,6 +1,6 @@
 """Conditional writes sent as PartiQL statements in BatchExecuteStatement, against DynamoDB Local:
-each statement's own condition, its answer, batches past the 25-statement limit, and
-statements that DynamoDB answers with a throttling error.
+each statement's own condition, the item it returns, batches past the 25-statement limit, and
+statements that fail with a throttling error.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def move_cursor(account_id: str, expected: str, amount: int = -7_500) -> stateme
     )
 
 
-def test_insert_writes_the_item_and_refuses_an_existing_key() -> None:
+def test_insert_rejects_existing_key() -> None:
     first = statements.execute([statements.insert(line(1))])
     again = statements.execute([statements.insert(line(1, amount=-1))])
 
@@ -62,7 +62,7 @@ def test_insert_writes_the_item_and_refuses_an_existing_key() -> None:
     assert LedgerLine.get("acct_statements", line(1).line_key).amount_micros == -7_500
 
 
-def test_update_applies_only_where_the_condition_holds() -> None:
+def test_update_applies_only_when_condition_matches() -> None:
     account()
 
     stale = statements.execute([move_cursor("acct_statements", "2026-12-04T08")])
@@ -74,25 +74,25 @@ def test_update_applies_only_where_the_condition_holds() -> None:
     assert (stored.billed_through, stored.balance_micros, stored.meters) == ("2026-12-04T10", 992_500, {"vm001": 1234})
 
 
-def test_update_answers_the_item_after_the_write() -> None:
+def test_update_returns_item_after_write() -> None:
     account()
 
     [outcome] = statements.execute([move_cursor("acct_statements", "2026-12-04T09")])
 
     assert outcome.item is not None
-    answered = Account.from_raw_data(outcome.item)
-    assert answered.balance_micros == 992_500
-    assert answered.email == "acct_statements@example.com"
+    returned = Account.from_raw_data(outcome.item)
+    assert returned.balance_micros == 992_500
+    assert returned.email == "acct_statements@example.com"
 
 
-def test_update_of_a_missing_item_creates_nothing() -> None:
+def test_update_of_missing_item_creates_nothing() -> None:
     [outcome] = statements.execute([move_cursor("acct_missing", "2026-12-04T09")])
 
     assert outcome.result is Result.CONDITION_FAILED
     assert Account.count("acct_missing") == 0
 
 
-def test_more_statements_than_one_batch_take_several_requests() -> None:
+def test_long_statement_list_split_into_batches() -> None:
     lines = [line(number) for number in range(MAX_STATEMENTS + 5)]
 
     outcomes = statements.execute([statements.insert(item) for item in lines])
@@ -101,30 +101,30 @@ def test_more_statements_than_one_batch_take_several_requests() -> None:
     assert LedgerLine.count("acct_statements") == len(lines)
 
 
-def test_throttled_statements_are_sent_again() -> None:
+def test_throttled_statements_sent_again() -> None:
     lines = [line(number) for number in range(6)]
 
     with fault_statements(3) as faults:
         outcomes = statements.execute([statements.insert(item) for item in lines])
 
-    assert len(faults.answered) == 3
+    assert len(faults.faulted) == 3
     assert [outcome.result for outcome in outcomes] == [Result.APPLIED] * 6
     assert LedgerLine.count("acct_statements") == 6
 
 
-def test_statement_throttled_on_every_attempt_is_reported_failed() -> None:
+def test_always_throttled_statement_fails() -> None:
     with fault_statements(MAX_ATTEMPTS) as faults:
         [outcome] = statements.execute([statements.insert(line(1))])
 
-    assert len(faults.answered) == MAX_ATTEMPTS
+    assert len(faults.faulted) == MAX_ATTEMPTS
     assert outcome.result is Result.FAILED
     assert outcome.error is not None and outcome.error.startswith("ThrottlingError")
     assert LedgerLine.count("acct_statements") == 0
 
 
-def test_validation_error_is_reported_failed_and_not_sent_again() -> None:
+def test_validation_error_fails_without_retry() -> None:
     with fault_statements(1, code="ValidationError") as faults:
         outcomes = statements.execute([statements.insert(line(1)), statements.insert(line(2))])
 
-    assert len(faults.answered) == 1
+    assert len(faults.faulted) == 1
     assert [outcome.result for outcome in outcomes] == [Result.FAILED, Result.APPLIED]

@@ -319,6 +319,8 @@ def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
 
 def build_policy() -> dict[str, Any]:
     from chalicelib.models import ALL_MODELS
+    from chalicelib.models.accounts import Account
+    from chalicelib.models.ledger import LedgerLine
 
     table_arns: list[str] = []
     for model in ALL_MODELS:
@@ -328,6 +330,13 @@ def build_policy() -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Tables", "Effect": "Allow", "Action": TABLE_ACTIONS, "Resource": table_arns},
+            {
+                # The hourly worker writes ledger lines and moves cursors as PartiQL statements.
+                "Sid": "BillingStatements",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"],
+                "Resource": [f"arn:aws:dynamodb:*:*:table/{STAGE_PREFIX}{_suffix(model)}" for model in (LedgerLine, Account)],
+            },
             {
                 "Sid": "BillingQueue",
                 "Effect": "Allow",

@@ -37,7 +37,7 @@ from chalicelib.models import statements
 from chalicelib.models.accounts import Account
 from chalicelib.models.images import Image
 from chalicelib.models.ledger import LedgerLine
-from chalicelib.models.statements import MAX_STATEMENTS, Result
+from chalicelib.models.statements import MAX_STATEMENTS, Outcome, Result
 from chalicelib.models.vms import Vm
 from chalicelib.money import round_half_up
 from chalicelib.vms.service import refresh_vm, retry_backend_delete
@@ -93,8 +93,8 @@ class ShardIncomplete(LobsterError):
 def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     """Bill every account with billable VMs or images in `shard` through `through_hour`.
 
-    The shard's accounts are read in batches and its traffic counters per region first. The
-    accounts are then billed in groups, up to ACCOUNT_THREADS groups at once, each group
+    The shard's VMs, images, accounts and traffic counters are read first (see `_read_shard`).
+    The accounts are then billed in groups, up to ACCOUNT_THREADS groups at once, each group
     sending its ledger lines and its cursor moves in batches of statements. One account's
     failure does not stop the others: it is logged, the rest are billed, and ShardIncomplete
     makes the queue deliver the message again for the failed accounts.
@@ -103,9 +103,7 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     catalog = load_catalog()
     failed: list[str] = []
 
-    work_by_account = collect_shard(shard)
-    accounts = read_accounts(work_by_account)
-    readings = read_traffic_batches(_vms_to_read(work_by_account, accounts, through_hour))
+    work_by_account, accounts, readings = _read_shard(shard)
     run = _Run(work_by_account, accounts, readings, through_hour, catalog)
 
     groups = _groups(list(work_by_account), ACCOUNT_THREADS)
@@ -168,10 +166,27 @@ def run_isolated(keys: list[KeyT], work: Callable[[KeyT], ResultT], threads: int
 
 
 def collect_shard(shard: str) -> dict[str, AccountWork]:
+    return _by_account(list(Vm.billing_index.query(shard)), list(Image.billing_index.query(shard)))
+
+
+def _read_shard(shard: str) -> tuple[dict[str, AccountWork], dict[str, Account], Readings]:
+    """Read what billing a shard needs, two requests at a time: the images while the VMs are
+    queried, then the traffic counters of live VMs while their accounts are read."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-read") as pool:
+        images = pool.submit(lambda: list(Image.billing_index.query(shard)))
+        vms = list(Vm.billing_index.query(shard))
+        live = [vm for vm in vms if vm.deleted_at is None and vm.plan_history]
+        traffic = pool.submit(read_traffic_batches, live)
+        work_by_account = _by_account(vms, images.result())
+        accounts = read_accounts(work_by_account)
+        return work_by_account, accounts, traffic.result()
+
+
+def _by_account(vms: list[Vm], images: list[Image]) -> dict[str, AccountWork]:
     work: dict[str, AccountWork] = defaultdict(AccountWork)
-    for vm in Vm.billing_index.query(shard):
+    for vm in vms:
         work[vm.account_id].vms.append(vm)
-    for image in Image.billing_index.query(shard):
+    for image in images:
         work[image.account_id].images.append(image)
     return work
 
@@ -237,7 +252,7 @@ class _Run:
             batches = _claim_together(candidates)
             moved = _move_cursors_together(batches, self)
         except (PynamoDBException, BotoCoreError, ClientError) as error:
-            logger.warning("billing_batch_failed", extra={"accounts": len(candidates), "error": str(error)})
+            logger.warning("billing_batch_failed", extra={"account_ids": list(candidates), "error": str(error)})
             batches, moved = {}, {}
 
         for account_id in candidates:
@@ -281,23 +296,6 @@ def _refresh_images(account_id: str, work: AccountWork) -> None:
 def _finish(account: Account, batch: _Batch, work: AccountWork, through_hour: datetime, catalog: Catalog) -> None:
     _log_batch(account.account_id, batch, through_hour)
     _after_batch(account, work, catalog)
-
-
-def _vms_to_read(
-    work_by_account: dict[str, AccountWork], accounts: dict[str, Account], through_hour: datetime
-) -> list[Vm]:
-    """Return the VMs whose traffic the run will read ahead: live VMs with an hour to bill."""
-    due: list[Vm] = []
-    for account_id, work in work_by_account.items():
-        account = accounts.get(account_id)
-        if account is None:
-            continue
-        window_start, window_end = parse_hour_key(account.billed_through) + HOUR, through_hour + HOUR
-        try:
-            due.extend(vm for vm in work.vms if vm.deleted_at is None and _billable_hours(vm, window_start, window_end))
-        except ValueError:
-            continue  # a malformed time; billing the account reports it and fails that account alone
-    return due
 
 
 def _candidate_lines(
@@ -460,8 +458,8 @@ def _claim(line: LedgerLine) -> LedgerLine | None:
 
 def _claim_together(candidates: dict[str, list[LedgerLine]]) -> dict[str, _Batch]:
     """Write the lines of many accounts in INSERT batches, each line under the same rule as
-    `_claim`. Returns the owned lines of each account whose every line got an answer; an
-    account with a line that failed for another reason is left out."""
+    `_claim`. Returns the owned lines of each account whose lines were all written or
+    already stored. An account with a line that failed for another reason is left out."""
     lines = [line for account_lines in candidates.values() for line in account_lines]
     outcomes = statements.execute([statements.insert(line) for line in lines])
     taken = [line for line, outcome in zip(lines, outcomes, strict=True) if outcome.result is Result.CONDITION_FAILED]
@@ -469,11 +467,13 @@ def _claim_together(candidates: dict[str, list[LedgerLine]]) -> dict[str, _Batch
 
     batches = {account_id: _Batch() for account_id in candidates}
     for line, outcome in zip(lines, outcomes, strict=True):
+        if line.account_id not in batches:
+            continue  # an earlier line of the account failed, so the account is billed alone
         owned = line if outcome.result is Result.APPLIED else stored.get((line.account_id, line.line_key))
-        if outcome.result is Result.FAILED or (outcome.result is Result.CONDITION_FAILED and owned is None):
-            batches.pop(line.account_id, None)
-            continue
-        if line.account_id in batches and owned is not None and owned.batch == BATCH_HOURLY:
+        if outcome.result is Result.FAILED or owned is None:
+            _log_statement_failure(line.account_id, "ledger line", outcome)
+            del batches[line.account_id]
+        elif owned.batch == BATCH_HOURLY:
             _include(batches[line.account_id], owned)
     return batches
 
@@ -564,12 +564,21 @@ def _move_cursors_together(batches: dict[str, _Batch], run: _Run) -> dict[str, A
                 expected={"billed_through": account.billed_through},
             )
         )
-    outcomes = statements.execute(updates)
-    return {
-        account_id: Account.from_raw_data(outcome.item)
-        for account_id, outcome in zip(account_ids, outcomes, strict=True)
-        if outcome.result is Result.APPLIED and outcome.item is not None
-    }
+    moved = {}
+    for account_id, outcome in zip(account_ids, statements.execute(updates), strict=True):
+        if outcome.result is Result.APPLIED and outcome.item is not None:
+            moved[account_id] = Account.from_raw_data(outcome.item)
+        elif outcome.result is Result.FAILED:
+            _log_statement_failure(account_id, "cursor move", outcome)
+    return moved
+
+
+def _log_statement_failure(account_id: str, statement: str, outcome: Outcome) -> None:
+    """Log a statement that did not apply; its account is then billed alone."""
+    logger.warning(
+        "billing_statement_failed",
+        extra={"account_id": account_id, "statement": statement, "error": outcome.error or outcome.result.value},
+    )
 
 
 def recent_months(per_month: dict[str, int]) -> dict[str, int]:

@@ -1,9 +1,9 @@
-"""Conditional single-item writes sent together: PartiQL statements in BatchExecuteStatement.
+"""Conditional single-item writes sent together as PartiQL statements in BatchExecuteStatement.
 
 Owns the statement text and each statement's outcome. Invariant: every statement writes one
 item under its own condition, so a batch has the same effect as sending its statements one
-by one, in any order. A statement that DynamoDB reports as not run because of load is sent
-again; one that still fails is reported as failed, never dropped.
+by one, in any order. A statement that DynamoDB throttles is sent again, and one that still
+fails is returned as failed, never dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from chalicelib.models.base import connection
 MAX_STATEMENTS = 25  # BatchExecuteStatement's limit per call
 MAX_ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.05
-# Statement error codes that mean "not run; send it again".
+# Statement error codes after which DynamoDB did not run the statement, so it is sent again.
 RETRYABLE_CODES = frozenset(
     {
         "ThrottlingError",
@@ -59,7 +59,7 @@ class Outcome:
 
 
 def insert(item: Model) -> Statement:
-    """INSERT `item` unless an item with its key exists (DuplicateItem)."""
+    """Build an INSERT of `item` that DynamoDB rejects with DuplicateItem when its key exists."""
     values = item.serialize()
     names = list(values)
     fields = ", ".join(f"'{name}': ?" for name in names)
@@ -73,8 +73,8 @@ def update(
     increments: dict[str, int],
     expected: dict[str, Any],
 ) -> Statement:
-    """UPDATE one item: set `assignments`, add `increments`, only where every `expected`
-    attribute holds its value. The statement returns the whole item after the write."""
+    """Build an UPDATE of one item that sets `assignments` and adds `increments` only where
+    every `expected` attribute has its value. DynamoDB returns the whole item after the write."""
     attributes = model.get_attributes()
     clauses, parameters = [], []
     for name, value in assignments.items():
@@ -97,7 +97,7 @@ def _value(attribute: Attribute[Any], value: Any) -> AttributeValue:
 
 
 def execute(statements: list[Statement]) -> list[Outcome]:
-    """Run write statements in batches of MAX_STATEMENTS; return one outcome per statement.
+    """Send write statements in batches of MAX_STATEMENTS and return one outcome per statement.
 
     Statements whose error code is in RETRYABLE_CODES are sent again, after a growing random
     wait, up to MAX_ATTEMPTS times. An error of the whole request (the network, a bad table)
@@ -120,18 +120,18 @@ def _execute_batch(pending: dict[int, Statement]) -> dict[int, Outcome]:
         response = connection().client.batch_execute_statement(
             Statements=[{"Statement": pending[p].text, "Parameters": list(pending[p].parameters)} for p in positions]
         )
-        for position, answer in zip(positions, response["Responses"], strict=True):
-            done[position] = _outcome(answer)
+        for position, statement_response in zip(positions, response["Responses"], strict=True):
+            done[position] = _outcome(statement_response)
         pending = {p: pending[p] for p in positions if done[p].retryable}
         if not pending:
             break
     return done
 
 
-def _outcome(answer: dict[str, Any]) -> Outcome:
-    error = answer.get("Error")
+def _outcome(response: dict[str, Any]) -> Outcome:
+    error = response.get("Error")
     if error is None:
-        return Outcome(Result.APPLIED, item=answer.get("Item"))
+        return Outcome(Result.APPLIED, item=response.get("Item"))
     code = error.get("Code", "")
     if code in CONDITION_CODES:
         return Outcome(Result.CONDITION_FAILED)
