@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from chalicelib.billing.planner import ShardMessage, handle_shard_message, plan_
 from chalicelib.billing.shards import shard_for, shard_names
 from chalicelib.clock import HOUR, hour_key
 from chalicelib.models.accounts import Account
+from chalicelib.models.base import connection
 from chalicelib.models.statements import MAX_ATTEMPTS
 from chalicelib.models.vms import Vm
 from chalicelib.vms.service import delete_vm
@@ -214,3 +216,24 @@ def test_failing_account_does_not_block_others() -> None:
     assert [line.kind for line in ledger(poisoned.account_id) if line.kind == "vm"] == []
     assert_balance_matches_ledger(healthy.account_id)
     assert_balance_matches_ledger(poisoned.account_id)
+
+
+def test_cursor_move_without_returned_item_reads_account() -> None:
+    account = account_with_credit("low@example.com", 1_100_000, T0)  # less than a week of s1
+    vm_at(account, T0, "s1", "a1")
+
+    def drop_items(parsed: dict[str, Any], **_: Any) -> None:
+        for response in parsed.get("Responses", []):
+            response.pop("Item", None)
+
+    client = connection().client
+    client.meta.events.register("after-call.dynamodb.BatchExecuteStatement", drop_items)
+    try:
+        run_hour(HOUR_10)
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.BatchExecuteStatement", drop_items)
+
+    stored = Account.get(account.account_id, consistent_read=True)
+    assert stored.billed_through == hour_key(HOUR_10)
+    assert stored.low_credit_notices == 1
+    assert_balance_matches_ledger(account.account_id)

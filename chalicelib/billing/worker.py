@@ -566,11 +566,19 @@ def _move_cursors_together(batches: dict[str, _Batch], run: _Run) -> dict[str, A
         )
     moved = {}
     for account_id, outcome in zip(account_ids, statements.execute(updates), strict=True):
-        if outcome.result is Result.APPLIED and outcome.item is not None:
-            moved[account_id] = Account.from_raw_data(outcome.item)
+        if outcome.result is Result.APPLIED:
+            moved[account_id] = _account_after(account_id, outcome)
         elif outcome.result is Result.FAILED:
             _log_statement_failure(account_id, "cursor move", outcome)
     return moved
+
+
+def _account_after(account_id: str, outcome: Outcome) -> Account:
+    """Return the account as the applied cursor move left it: the returned item, or a fresh
+    read if the response carried none."""
+    if outcome.item is None:
+        return Account.get(account_id, consistent_read=True)
+    return Account.from_raw_data(outcome.item)
 
 
 def _log_statement_failure(account_id: str, statement: str, outcome: Outcome) -> None:
