@@ -293,8 +293,8 @@ def _check_run(result: ScenarioResult) -> None:
 
 
 def _count(result: ScenarioResult, table: str, operation: str) -> int:
-    """Return the items that succeeded `operation` wrote to `table`: one per single-item
-    request, one per statement of a batch."""
+    """Count the items that successful `operation` calls wrote to `table`: one per single-item
+    request and one per statement of a batch."""
     name = result.table_prefix + table
     return sum(
         charge.statements or 1

@@ -360,7 +360,9 @@ class Accountant:
         charge.estimated = charge.estimated or not known or (applied and new is None)
 
         if not applied:
-            size = max(item_size(old), item_size(new) if new else 0) if known and old is not None else 0
+            size = 0
+            if known and old is not None:
+                size = max(item_size(old), item_size(new) if new else 0)
             charge.item_bytes += size
             charge.write_units += write_units(size) if size else 1
             return
@@ -447,7 +449,7 @@ def parse_statement(text: str, parameters: list[Any]) -> ParsedStatement:
         return ParsedStatement("INSERT", insert.group("table"), dict(zip(names, parameters, strict=True)), {})
     update = _UPDATE.match(text)
     if update is None:
-        raise ValueError(f"cannot price the statement {text!r}")
+        raise ValueError(f"unknown statement form {text!r}: the bench prices the INSERT and UPDATE forms of chalicelib.models.statements")
     where: dict[str, Any] = {}
     for match in _EQUALS.finditer(text, update.start("where"), update.end("where")):
         where[match.group(1)] = parameters[text.count("?", 0, match.start())]

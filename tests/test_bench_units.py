@@ -313,7 +313,7 @@ def test_duplicate_insert_costs_the_existing_item() -> None:
     assert (charge.outcome, charge.write_units) == ("condition failed", 2)
 
 
-def test_update_statement_costs_larger_of_before_and_returned_item() -> None:
+def test_update_statement_costs_larger_image() -> None:
     accountant = Accountant([TABLE])
     accountant.charge(record("PutItem", {"TableName": "things", "Item": sized_item(300)}))
 

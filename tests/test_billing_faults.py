@@ -15,6 +15,7 @@ from chalicelib import clock
 from chalicelib.billing import worker
 from chalicelib.billing.planner import ShardMessage, handle_shard_message, plan_hour
 from chalicelib.billing.shards import shard_for, shard_names
+from chalicelib.billing.worker import ShardIncomplete
 from chalicelib.clock import HOUR, hour_key
 from chalicelib.models.accounts import Account
 from chalicelib.models.base import connection
@@ -237,3 +238,27 @@ def test_cursor_move_without_returned_item_reads_account() -> None:
     assert stored.billed_through == hour_key(HOUR_10)
     assert stored.low_credit_notices == 1
     assert_balance_matches_ledger(account.account_id)
+
+
+def test_account_failing_cursor_move_spares_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "ACCOUNT_THREADS", 1)
+    accounts = accounts_in_one_shard(3, 20_000_000, T0)
+    for account in accounts:
+        vm_at(account, T0, "s1", "a1")
+    poisoned = accounts[1]
+    connection().client.update_item(  # a usage map no billing code can add to
+        TableName=Account.Meta.table_name,
+        Key={"account_id": {"S": poisoned.account_id}},
+        UpdateExpression="SET bandwidth_used = :usage",
+        ExpressionAttributeValues={":usage": {"S": '{"demo|2026-12":"x"}'}},
+    )
+
+    with pytest.raises(ShardIncomplete, match="1 accounts failed"):
+        run_hour(HOUR_10)
+
+    for account in accounts:
+        stored = Account.get(account.account_id, consistent_read=True)
+        expected_cursor = poisoned.billed_through if account is poisoned else hour_key(HOUR_10)
+        assert stored.billed_through == expected_cursor
+    for account in (accounts[0], accounts[2]):
+        assert_balance_matches_ledger(account.account_id)

@@ -18,8 +18,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.billing.bandwidth import settle
 from chalicelib.billing.hours import hour_start, hours_ending_in, plan_at
@@ -237,8 +236,8 @@ class _Run:
 
     def bill_group(self, account_ids: tuple[str, ...]) -> dict[str, _Batch | None | Exception]:
         """Bill a group of accounts: their lines in INSERT batches, then their cursor moves in
-        one UPDATE batch. An account whose line or cursor move did not apply, or any account
-        when a batch request fails, is billed alone by `bill_account` after a fresh read."""
+        one UPDATE batch. An account whose line or cursor move did not apply, or every account
+        when the batched path raises, is billed alone by `bill_account` after a fresh read."""
         outcomes: dict[str, _Batch | None | Exception] = {}
         candidates: dict[str, list[LedgerLine]] = {}
         for account_id in account_ids:
@@ -251,7 +250,7 @@ class _Run:
         try:
             batches = _claim_together(candidates)
             moved = _move_cursors_together(batches, self)
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
+        except Exception as error:  # noqa: BLE001 - each account is then billed alone, where its error stays its own
             logger.warning("billing_batch_failed", extra={"account_ids": list(candidates), "error": str(error)})
             batches, moved = {}, {}
 
@@ -462,8 +461,8 @@ def _claim_together(candidates: dict[str, list[LedgerLine]]) -> dict[str, _Batch
     already stored. An account with a line that failed for another reason is left out."""
     lines = [line for account_lines in candidates.values() for line in account_lines]
     outcomes = statements.execute([statements.insert(line) for line in lines])
-    taken = [line for line, outcome in zip(lines, outcomes, strict=True) if outcome.result is Result.CONDITION_FAILED]
-    stored = _stored_lines(taken)
+    conflicting = [line for line, outcome in zip(lines, outcomes, strict=True) if outcome.result is Result.CONDITION_FAILED]
+    stored = _stored_lines(conflicting)
 
     batches = {account_id: _Batch() for account_id in candidates}
     for line, outcome in zip(lines, outcomes, strict=True):
@@ -509,7 +508,7 @@ def _meter_changes(meters: dict[str, int], readings: list[_Reading]) -> tuple[di
 
 @dataclass(frozen=True)
 class _CursorMove:
-    """What a batch changes on the account besides adding its amount to the balance."""
+    """The changes a batch makes to the account besides adding its amount to the balance."""
 
     assignments: dict[str, object]
     amount_micros: int

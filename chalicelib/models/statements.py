@@ -22,7 +22,8 @@ from chalicelib.models.base import connection
 MAX_STATEMENTS = 25  # BatchExecuteStatement's limit per call
 MAX_ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.05
-# Statement error codes after which DynamoDB did not run the statement, so it is sent again.
+# Statement error codes worth sending again. A resent statement that had run already fails its
+# own condition and changes nothing.
 RETRYABLE_CODES = frozenset(
     {
         "ThrottlingError",
@@ -32,7 +33,7 @@ RETRYABLE_CODES = frozenset(
         "TransactionConflict",
     }
 )
-# INSERT reports an existing key as DuplicateItem; UPDATE reports a false WHERE as ConditionalCheckFailed.
+# INSERT reports an existing key as DuplicateItem, and UPDATE a false WHERE as ConditionalCheckFailed.
 CONDITION_CODES = frozenset({"ConditionalCheckFailed", "DuplicateItem"})
 
 AttributeValue = dict[str, Any]
@@ -100,15 +101,15 @@ def execute(statements: list[Statement]) -> list[Outcome]:
     """Send write statements in batches of MAX_STATEMENTS and return one outcome per statement.
 
     Statements whose error code is in RETRYABLE_CODES are sent again, after a growing random
-    wait, up to MAX_ATTEMPTS times. An error of the whole request (the network, a bad table)
-    propagates; statements of earlier batches keep their effect.
+    wait, up to MAX_ATTEMPTS times. An error of the whole request, such as a network failure or
+    a missing table, propagates, and the statements of earlier batches keep their effect.
     """
-    outcomes: list[Outcome | None] = [None] * len(statements)
+    outcomes: list[Outcome] = []
     for offset in range(0, len(statements), MAX_STATEMENTS):
         part = range(offset, min(offset + MAX_STATEMENTS, len(statements)))
-        for position, outcome in _execute_batch({index: statements[index] for index in part}).items():
-            outcomes[position] = outcome
-    return [outcome for outcome in outcomes if outcome is not None]
+        done = _execute_batch({index: statements[index] for index in part})
+        outcomes.extend(done[index] for index in part)
+    return outcomes
 
 
 def _execute_batch(pending: dict[int, Statement]) -> dict[int, Outcome]:
