@@ -97,6 +97,7 @@ class StatementFaults:
     count: int
     code: str = "ThrottlingError"
     executed: bool = False
+    verb: str = ""  # only statements starting with it, such as "UPDATE"; all when empty
     faulted: list[str] = field(default_factory=list)  # the faulted statements, in the order sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -129,7 +130,8 @@ class StatementFaults:
 
     def _choose(self, statements: list[dict[str, Any]]) -> list[int]:
         with self.lock:
-            chosen = list(range(min(len(statements), self.count - len(self.faulted))))
+            eligible = [position for position, statement in enumerate(statements) if statement["Statement"].startswith(self.verb)]
+            chosen = eligible[: max(0, self.count - len(self.faulted))]
             self.faulted.extend(statements[position]["Statement"] for position in chosen)
         return chosen
 
@@ -145,8 +147,10 @@ class _EmptyResponse:
 
 
 @contextmanager
-def fault_statements(count: int, code: str = "ThrottlingError", executed: bool = False) -> Iterator[StatementFaults]:
-    faults = StatementFaults(count, code, executed)
+def fault_statements(
+    count: int, code: str = "ThrottlingError", executed: bool = False, verb: str = ""
+) -> Iterator[StatementFaults]:
+    faults = StatementFaults(count, code, executed, verb)
     client = connection().client
     client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", faults.before)
     client.meta.events.register("after-call.dynamodb.BatchExecuteStatement", faults.after)

@@ -5,7 +5,10 @@ After recovery the ledger equals a fault-free run's and every balance equals its
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,10 +16,11 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.billing import worker
+from chalicelib.billing.adjustments import adjust_credit
 from chalicelib.billing.planner import ShardMessage, handle_shard_message, plan_hour
 from chalicelib.billing.shards import shard_for, shard_names
 from chalicelib.billing.worker import ShardIncomplete
-from chalicelib.clock import HOUR, hour_key
+from chalicelib.clock import HOUR, hour_key, iso
 from chalicelib.models.accounts import Account
 from chalicelib.models.base import connection
 from chalicelib.models.statements import MAX_ATTEMPTS
@@ -262,3 +266,95 @@ def test_account_failing_cursor_move_spares_its_group(monkeypatch: pytest.Monkey
         assert stored.billed_through == expected_cursor
     for account in (accounts[0], accounts[2]):
         assert_balance_matches_ledger(account.account_id)
+
+
+@contextmanager
+def credit_after_cursor_moves(account_id: str, amount: int) -> Iterator[None]:
+    """Post a credit once, right after the first batch of cursor moves returns, as a payment
+    that lands while the rest of the shard is billed."""
+    posted: list[bool] = []
+
+    def before(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        statements = json.loads(params["body"])["Statements"]
+        context[CURSOR_BATCH] = statements[0]["Statement"].startswith("UPDATE")
+
+    def after(context: dict[str, Any], **_: Any) -> None:
+        if context.get(CURSOR_BATCH) and not posted:
+            posted.append(True)
+            adjust_credit(account_id, amount, "Payment during billing", "during-billing")
+
+    client = connection().client
+    client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", before)
+    client.meta.events.register("after-call.dynamodb.BatchExecuteStatement", after)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchExecuteStatement", before)
+        client.meta.events.unregister("after-call.dynamodb.BatchExecuteStatement", after)
+    assert posted, "no batch of cursor moves was sent"
+
+
+CURSOR_BATCH = "lobster_cursor_batch"
+
+
+def account_in_arrears(debt: int, notices: int) -> Account:
+    """An account with one s1 VM, `debt` micro-units below zero and `notices` notices sent."""
+    account = account_with_credit("arrears@example.com", 20_000_000, T0)
+    vm_at(account, T0, "s1", "a1")
+    adjust_credit(account.account_id, -20_000_000 - debt, "Usage before the move", "opening-debt")
+    Account(account.account_id).update(actions=[Account.low_credit_notices.set(notices), Account.last_notice_at.set(iso(T0))])
+    return account
+
+
+def test_payment_during_billing_prevents_termination() -> None:
+    account = account_in_arrears(debt=2_000_000, notices=10)
+
+    with credit_after_cursor_moves(account.account_id, 50_000_000):
+        run_hour(HOUR_10)
+
+    assert [vm.state for vm in Vm.query(account.account_id)] == ["active"]
+    assert Account.get(account.account_id, consistent_read=True).balance_micros > 0
+    assert_balance_matches_ledger(account.account_id)
+
+
+def test_payment_during_billing_prevents_suspension() -> None:
+    account = account_in_arrears(debt=500_000, notices=5)
+
+    with credit_after_cursor_moves(account.account_id, 10_000_000):
+        run_hour(HOUR_10)
+
+    assert [vm.suspended for vm in Vm.query(account.account_id)] == ["no"]
+    assert_balance_matches_ledger(account.account_id)
+
+
+def test_debt_without_payment_still_suspends() -> None:
+    account = account_in_arrears(debt=500_000, notices=5)
+
+    run_hour(HOUR_10)
+
+    assert [vm.suspended for vm in Vm.query(account.account_id)] == ["auto"]
+
+
+def test_crash_after_cursor_moves_still_sends_notice() -> None:
+    account = account_with_credit("low@example.com", 1_100_000, T0)  # less than a week of s1
+    vm_at(account, T0, "s1", "a1")
+
+    with count_writes(crash_at=3, after_commit=True) as counter, pytest.raises(InjectedCrash):
+        run_hour(HOUR_10)
+    run_hour(HOUR_10)
+
+    assert counter.writes == ["PutItem", "BatchExecuteStatement", "BatchExecuteStatement"]  # run record, lines, cursor
+    assert Account.get(account.account_id, consistent_read=True).low_credit_notices == 1
+    assert_balance_matches_ledger(account.account_id)
+
+
+def test_lost_cursor_move_response_still_sends_notice() -> None:
+    account = account_with_credit("low@example.com", 1_100_000, T0)
+    vm_at(account, T0, "s1", "a1")
+
+    with fault_statements(1, code="InternalServerError", executed=True, verb="UPDATE") as faults:
+        run_hour(HOUR_10)
+
+    assert len(faults.faulted) == 1
+    assert Account.get(account.account_id, consistent_read=True).low_credit_notices == 1
+    assert_balance_matches_ledger(account.account_id)

@@ -31,9 +31,10 @@ TERMINATION_DEBT_HOURS = 168  # terminate once the debt exceeds a week of curren
 def review(account_id: str, hourly_cost: int, account: Account | None = None) -> str | None:
     """Take the next life-cycle step the account's balance calls for; return its name.
 
-    Pass `account` when the caller has a copy as fresh as a consistent read.
+    `account` is a copy the caller read earlier. Suspension and termination act only on a
+    consistent read, so a payment that landed after the copy was read is never missed.
     """
-    if account is None:
+    if account is None or _may_enforce(account):
         account = Account.get(account_id, consistent_read=True)
     balance = account.balance_micros
 
@@ -50,6 +51,10 @@ def review(account_id: str, hourly_cost: int, account: Account | None = None) ->
     if balance < 0 and notices >= NOTICES_BEFORE_SUSPENSION and suspend(account):
         return "suspended"
     return "low_credit" if _send_low_credit_notice(account, hourly_cost) else None
+
+
+def _may_enforce(account: Account) -> bool:
+    return account.balance_micros < 0 and (account.low_credit_notices or 0) >= NOTICES_BEFORE_SUSPENSION
 
 
 def _context(account: Account, **extra: object) -> dict[str, object]:
@@ -80,7 +85,11 @@ def _send_low_credit_notice(account: Account, hourly_cost: int) -> bool:
 
 
 def suspend(account: Account) -> bool:
-    """Stop and suspend every running VM of the account; True if any VM was suspended now."""
+    """Stop and suspend every running VM of the account; True if any VM was suspended now.
+
+    A payment whose own check ran before the VMs were marked would leave them suspended, so
+    the balance is checked again afterwards and a positive one lifts the suspension at once.
+    """
     suspended = []
     for vm in Vm.query(account.account_id, filter_condition=Vm.suspended == "no"):
         if vm.state != "active":
@@ -92,9 +101,12 @@ def suspend(account: Account) -> bool:
         suspended.append(vm.vm_id)
         _stop_on_backend(vm)
         logger.info("vm_suspended", extra={"account_id": account.account_id, "vm_id": vm.vm_id})
-    if suspended:
-        send_notice(account.email, "suspended", _context(account))
-    return bool(suspended)
+    if not suspended:
+        return False
+
+    send_notice(account.email, "suspended", _context(account))
+    on_credit(account.account_id)
+    return True
 
 
 def _stop_on_backend(vm: Vm) -> None:

@@ -204,7 +204,9 @@ def bill_account(
     `account` is a copy read earlier, such as by BatchGetItem, and `readings` holds traffic
     counters read earlier by VM id; VMs missing from it are read here. The first attempt
     uses the copy, and each attempt after a failed compare-and-set reads the account again.
-    Returns the applied batch, or None when the cursor was already there.
+    Returns the applied batch, or None when the cursor was already there. The steps after
+    billing run either way, because a run that moved the cursor may have stopped before them,
+    and each of them takes effect once.
     """
     _refresh_images(account_id, work)
 
@@ -213,6 +215,7 @@ def bill_account(
             account = Account.get(account_id, consistent_read=True)
         cursor = parse_hour_key(account.billed_through)
         if cursor >= through_hour:
+            _after_batch(account, work, catalog)
             return None
 
         batch = _claim_each(_candidate_lines(account, work, cursor, through_hour, catalog, readings or {}))
@@ -268,6 +271,7 @@ class _Run:
             _refresh_images(account_id, work)
             cursor = parse_hour_key(account.billed_through)
             if cursor >= self.through_hour:
+                _after_batch(account, work, self.catalog)
                 return None
             return _candidate_lines(account, work, cursor, self.through_hour, self.catalog, self.readings)
         except Exception as error:  # noqa: BLE001 - isolate one account's failure from its group
@@ -316,8 +320,8 @@ def _candidate_lines(
 def _after_batch(account: Account, work: AccountWork, catalog: Catalog) -> None:
     """Retry pending backend deletes, settle bandwidth, and take the next credit step.
 
-    `account` is the item as the cursor update returned it, so no second read is needed.
-    Deleted VMs stay in the billing index until the monthly rollover, because their time
+    `account` is the item as the cursor move returned it, or a consistent read when the cursor
+    was already there. Deleted VMs stay in the billing index until the monthly rollover, because their time
     counts towards the month's bandwidth pool.
     """
     for vm in work.vms:
