@@ -328,7 +328,8 @@ class Accountant:
     def _charge_batch_execute_statement(self, record: RequestRecord) -> list[Charge]:
         """Charge each write statement as the single-item write it performs: an INSERT as a
         PutItem with `attribute_not_exists` on the key, an UPDATE as an UpdateItem whose new
-        image is the item that `RETURNING ALL NEW *` returns."""
+        image is the item that `RETURNING ALL NEW *` returns, or the image before it with the
+        attributes that `RETURNING MODIFIED NEW *` returns."""
         charges: dict[tuple[str, str, str], Charge] = {}
         responses = record.response.get("Responses", [])
         for position, request in enumerate(record.params["Statements"]):
@@ -357,6 +358,8 @@ class Accountant:
                 known, old = True, None  # INSERT applies only to an absent key
         else:
             new = response.get("Item") if applied else None
+            if new is not None and statement.returns_changes_only:
+                new = {**old, **new} if old is not None else None  # unknown unless the image before is
         charge.estimated = charge.estimated or not known or (applied and new is None)
 
         if not applied:
@@ -428,6 +431,7 @@ class ParsedStatement:
     table: str
     item: Item | None  # INSERT: the item written
     where: dict[str, Any]  # UPDATE: the attributes the WHERE clause compares for equality
+    returns_changes_only: bool = False  # UPDATE ... RETURNING MODIFIED NEW *: only changed attributes
 
     def key(self, table: TableSchema) -> Item:
         source = self.item if self.item is not None else self.where
@@ -435,7 +439,7 @@ class ParsedStatement:
 
 
 _INSERT = re.compile(r'^INSERT INTO "(?P<table>[^"]+)" VALUE \{(?P<fields>.*)\}$', re.DOTALL)
-_UPDATE = re.compile(r'^UPDATE "(?P<table>[^"]+)" .* WHERE (?P<where>.*?)(?: RETURNING .*)?$', re.DOTALL)
+_UPDATE = re.compile(r'^UPDATE "(?P<table>[^"]+)" .* WHERE (?P<where>.*?)(?: RETURNING (?P<returning>.*))?$', re.DOTALL)
 _FIELD = re.compile(r"'([^']+)'\s*:\s*\?")
 _EQUALS = re.compile(r'"([^"]+)"\s*=\s*\?')
 
@@ -453,7 +457,8 @@ def parse_statement(text: str, parameters: list[Any]) -> ParsedStatement:
     where: dict[str, Any] = {}
     for match in _EQUALS.finditer(text, update.start("where"), update.end("where")):
         where[match.group(1)] = parameters[text.count("?", 0, match.start())]
-    return ParsedStatement("UPDATE", update.group("table"), None, where)
+    returning = update.group("returning") or ""
+    return ParsedStatement("UPDATE", update.group("table"), None, where, returning.startswith("MODIFIED"))
 
 
 def _statement_outcome(record: RequestRecord, response: Mapping[str, Any]) -> str:

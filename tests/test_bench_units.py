@@ -313,6 +313,18 @@ def test_duplicate_insert_costs_the_existing_item() -> None:
     assert (charge.outcome, charge.write_units) == ("condition failed", 2)
 
 
+def test_update_returning_changes_costs_merged_image() -> None:
+    accountant = Accountant([TABLE])
+    accountant.charge(record("PutItem", {"TableName": "things", "Item": sized_item(1000)}))
+    statement = update_statement("a")
+    statement["Statement"] = statement["Statement"].replace("ALL NEW", "MODIFIED NEW")
+
+    [charge] = accountant.charge(statements_record([statement], [{"Item": {"n": {"S": "x" * 100}}}]))
+
+    assert charge.write_units == 2  # 1,000 bytes before, plus the new attribute "n" of 101 bytes
+    assert not charge.estimated
+
+
 def test_update_statement_costs_larger_image() -> None:
     accountant = Accountant([TABLE])
     accountant.charge(record("PutItem", {"TableName": "things", "Item": sized_item(300)}))

@@ -1,5 +1,5 @@
 """Conditional writes sent as PartiQL statements in BatchExecuteStatement, against DynamoDB Local:
-each statement's own condition, the item it returns, batches past the 25-statement limit, and
+each statement's own condition, the attributes it returns, batches past the 25-statement limit, and
 statements that fail with a throttling error.
 """
 
@@ -74,15 +74,14 @@ def test_update_applies_only_when_condition_matches() -> None:
     assert (stored.billed_through, stored.balance_micros, stored.meters) == ("2026-12-04T10", 992_500, {"vm001": 1234})
 
 
-def test_update_returns_item_after_write() -> None:
+def test_update_returns_changed_attributes() -> None:
     account()
 
     [outcome] = statements.execute([move_cursor("acct_statements", "2026-12-04T09")])
 
     assert outcome.item is not None
-    returned = Account.from_raw_data(outcome.item)
-    assert returned.balance_micros == 992_500
-    assert returned.email == "acct_statements@example.com"
+    assert set(outcome.item) == {"billed_through", "balance_micros", "meters"}
+    assert outcome.item["balance_micros"] == {"N": "992500"}
 
 
 def test_update_of_missing_item_creates_nothing() -> None:

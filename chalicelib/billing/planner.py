@@ -2,7 +2,8 @@
 
 Safe to run twice for the same hour: the run record is written once, and shards are
 idempotent, so a repeated message changes nothing. With no queue configured (local runs
-and tests) the shards are billed inline, by the same worker code the queue feeds.
+and tests) the shards are billed inline, by the same worker code the queue feeds, a few at
+once as separate workers would, sharing one worker's account threads.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import datetime
 
 from pynamodb.exceptions import PutError
 
+from chalicelib.billing import worker
 from chalicelib.billing.shards import shard_names
-from chalicelib.billing.worker import ShardIncomplete, ShardResult, bill_shard
+from chalicelib.billing.worker import ShardIncomplete, ShardResult, bill_shard, run_isolated
 from chalicelib.clock import HOUR, floor_hour, hour_key, iso, now, parse_hour_key
 from chalicelib.config import settings
 from chalicelib.log import logger, metrics
@@ -22,6 +24,9 @@ from chalicelib.models.jobs import JobRecord
 
 RUN_RECORD_DAYS = 90
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
+# Shards billed at once without a queue. One shard reads while another writes, and together
+# they use no more threads, so no more requests in flight, than one worker's ACCOUNT_THREADS.
+LOCAL_SHARDS_AT_ONCE = 2
 
 
 KIND_HOURLY = "hourly"
@@ -79,14 +84,16 @@ def dispatch(messages: list[ShardMessage]) -> None:
         _send_to_queue(messages)
         return
 
-    incomplete: list[ShardIncomplete] = []
-    for message in messages:
-        try:
-            handle_shard_message(message)
-        except ShardIncomplete as error:
-            incomplete.append(error)
-    if incomplete:
-        raise ShardIncomplete("; ".join(error.message for error in incomplete))
+    at_once = max(1, min(LOCAL_SHARDS_AT_ONCE, worker.ACCOUNT_THREADS))
+    threads = max(1, worker.ACCOUNT_THREADS // at_once)
+    outcomes = run_isolated(messages, lambda message: handle_shard_message(message, threads), at_once)
+
+    errors = [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)]
+    unexpected = [error for error in errors if not isinstance(error, ShardIncomplete)]
+    if unexpected:
+        raise unexpected[0]
+    if errors:
+        raise ShardIncomplete("; ".join(str(error) for error in errors))
 
 
 def _record_run(hour: datetime, shards: int) -> bool:
@@ -119,14 +126,17 @@ def _send_to_queue(messages: list[ShardMessage]) -> None:
             raise RuntimeError(f"SQS rejected {len(response['Failed'])} shard messages; the run will be retried")
 
 
-def handle_shard_message(message: ShardMessage) -> ShardResult:
-    """Handle one shard message: the body of the SQS worker, and of inline local runs."""
+def handle_shard_message(message: ShardMessage, threads: int | None = None) -> ShardResult:
+    """Handle one shard message: the body of the SQS worker, and of inline local runs.
+
+    `threads` is the number of account threads of an hourly shard, ACCOUNT_THREADS by default.
+    """
     if message.kind == KIND_ROLLOVER:
         from chalicelib.billing.rollover import roll_over_shard
 
         settled = roll_over_shard(message.shard, parse_hour_key(message.hour))
         return ShardResult(accounts_billed=settled)
 
-    result = bill_shard(message.shard, parse_hour_key(message.hour))
+    result = bill_shard(message.shard, parse_hour_key(message.hour), threads)
     metrics.add_metric(name="BillingShardsDone", unit="Count", value=1)
     return result

@@ -89,11 +89,12 @@ class ShardIncomplete(LobsterError):
     """Some accounts of a shard failed; the others were billed and the message is retried."""
 
 
-def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
+def bill_shard(shard: str, through_hour: datetime, threads: int | None = None) -> ShardResult:
     """Bill every account with billable VMs or images in `shard` through `through_hour`.
 
     The shard's VMs, images, accounts and traffic counters are read first (see `_read_shard`).
-    The accounts are then billed in groups, up to ACCOUNT_THREADS groups at once, each group
+    The accounts are then billed in groups, `threads` groups at once (ACCOUNT_THREADS by
+    default), each group
     sending its ledger lines and its cursor moves in batches of statements. One account's
     failure does not stop the others: it is logged, the rest are billed, and ShardIncomplete
     makes the queue deliver the message again for the failed accounts.
@@ -105,8 +106,9 @@ def bill_shard(shard: str, through_hour: datetime) -> ShardResult:
     work_by_account, accounts, readings = _read_shard(shard)
     run = _Run(work_by_account, accounts, readings, through_hour, catalog)
 
-    groups = _groups(list(work_by_account), ACCOUNT_THREADS)
-    for group, outcome in run_isolated(groups, run.bill_group, ACCOUNT_THREADS).items():
+    threads = threads or ACCOUNT_THREADS
+    groups = _groups(list(work_by_account), threads)
+    for group, outcome in run_isolated(groups, run.bill_group, threads).items():
         outcomes = outcome if isinstance(outcome, dict) else dict.fromkeys(group, outcome)
         for account_id, account_outcome in outcomes.items():
             if isinstance(account_outcome, Exception):
@@ -570,18 +572,21 @@ def _move_cursors_together(batches: dict[str, _Batch], run: _Run) -> dict[str, A
     moved = {}
     for account_id, outcome in zip(account_ids, statements.execute(updates), strict=True):
         if outcome.result is Result.APPLIED:
-            moved[account_id] = _account_after(account_id, outcome)
+            moved[account_id] = _account_after(run.accounts[account_id], outcome)
         elif outcome.result is Result.FAILED:
             _log_statement_failure(account_id, "cursor move", outcome)
     return moved
 
 
-def _account_after(account_id: str, outcome: Outcome) -> Account:
-    """Return the account as the applied cursor move left it: the returned item, or a fresh
-    read if the response carried none."""
+def _account_after(account: Account, outcome: Outcome) -> Account:
+    """Return the account as the applied cursor move left it: the copy read before it with the
+    changed attributes that the move returned, or a fresh read if the response carried none."""
     if outcome.item is None:
-        return Account.get(account_id, consistent_read=True)
-    return Account.from_raw_data(outcome.item)
+        return Account.get(account.account_id, consistent_read=True)
+    for name, attribute in Account.get_attributes().items():
+        if attribute.attr_name in outcome.item:
+            setattr(account, name, attribute.deserialize(attribute.get_value(outcome.item[attribute.attr_name])))
+    return account
 
 
 def _log_statement_failure(account_id: str, statement: str, outcome: Outcome) -> None:

@@ -54,7 +54,7 @@ class Statement:
 @dataclass(frozen=True)
 class Outcome:
     result: Result
-    item: AttributeValue | None = None  # the item after an UPDATE ... RETURNING ALL NEW *
+    item: AttributeValue | None = None  # the attributes an UPDATE changed, as they are after it
     error: str | None = None  # code and message when the statement failed
     retryable: bool = False
 
@@ -75,7 +75,7 @@ def update(
     expected: dict[str, Any],
 ) -> Statement:
     """Build an UPDATE of one item that sets `assignments` and adds `increments` only where
-    every `expected` attribute has its value. DynamoDB returns the whole item after the write."""
+    every `expected` attribute has its value. DynamoDB returns the attributes it changed."""
     attributes = model.get_attributes()
     clauses, parameters = [], []
     for name, value in assignments.items():
@@ -89,7 +89,7 @@ def update(
     for name, value in {**key, **expected}.items():
         conditions.append(f'"{attributes[name].attr_name}" = ?')
         parameters.append(_value(attributes[name], value))
-    text = f'UPDATE "{model.Meta.table_name}" {" ".join(clauses)} WHERE {" AND ".join(conditions)} RETURNING ALL NEW *'
+    text = f'UPDATE "{model.Meta.table_name}" {" ".join(clauses)} WHERE {" AND ".join(conditions)} RETURNING MODIFIED NEW *'
     return Statement(text, tuple(parameters))
 
 
