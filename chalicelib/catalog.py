@@ -6,6 +6,7 @@ once per invocation rather than once per VM.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,22 +55,25 @@ class Catalog:
 
 
 _cached: tuple[float, Catalog] | None = None
+_load_lock = threading.Lock()
 _backends: dict[str, Backend] = {}
 
 
 def load_catalog(*, fresh: bool = False) -> Catalog:
+    """Return the catalog, read at most once per CACHE_SECONDS, even by threads that ask at once."""
     global _cached
-    if not fresh and _cached is not None and _cached[0] > time.monotonic():
-        return _cached[1]
+    with _load_lock:
+        if not fresh and _cached is not None and _cached[0] > time.monotonic():
+            return _cached[1]
 
-    groups: dict[str, dict[str, CatalogItem]] = {KIND_REGION: {}, KIND_PLAN: {}, KIND_IMAGE: {}}
-    for kind, items in groups.items():
-        for item in CatalogItem.query(kind):
-            items[item.item_id] = item
+        groups: dict[str, dict[str, CatalogItem]] = {KIND_REGION: {}, KIND_PLAN: {}, KIND_IMAGE: {}}
+        for kind, items in groups.items():
+            for item in CatalogItem.query(kind):
+                items[item.item_id] = item
 
-    catalog = Catalog(regions=groups[KIND_REGION], plans=groups[KIND_PLAN], images=groups[KIND_IMAGE])
-    _cached = (time.monotonic() + CACHE_SECONDS, catalog)
-    return catalog
+        catalog = Catalog(regions=groups[KIND_REGION], plans=groups[KIND_PLAN], images=groups[KIND_IMAGE])
+        _cached = (time.monotonic() + CACHE_SECONDS, catalog)
+        return catalog
 
 
 def invalidate() -> None:
