@@ -60,7 +60,8 @@ _backends: dict[str, Backend] = {}
 
 
 def load_catalog(*, fresh: bool = False) -> Catalog:
-    """Return the catalog, read at most once per CACHE_SECONDS, even by threads that ask at once."""
+    """Return the catalog from a cache kept CACHE_SECONDS. Threads that find the cache empty at
+    the same time read the catalog once."""
     global _cached
     with _load_lock:
         if not fresh and _cached is not None and _cached[0] > time.monotonic():

@@ -8,6 +8,7 @@ same shard are billed on other threads.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,11 +21,12 @@ from chalicelib.billing.planner import plan_hour
 from chalicelib.billing.prefetch import read_accounts, read_traffic_batches
 from chalicelib.billing.shards import shard_for
 from chalicelib.billing.worker import ShardIncomplete, bill_account, bill_shard, collect_shard, run_isolated
-from chalicelib.catalog import load_catalog
+from chalicelib.catalog import invalidate, load_catalog
 from chalicelib.clock import HOUR
 from chalicelib.models import ALL_MODELS
 from chalicelib.models.accounts import Account
 from chalicelib.models.base import connection
+from chalicelib.models.catalog import CatalogItem
 from chalicelib.models.vms import Vm
 from tests.faults import InjectedCrash
 from tests.helpers import account_with_credit, accounts_in_one_shard, assert_balance_matches_ledger, charges, vm_at
@@ -230,3 +232,22 @@ def test_run_isolated_crash_on_a_thread_propagates() -> None:
 
     with pytest.raises(InjectedCrash):
         run_isolated(list("abcdefgh"), bill, threads=3)
+
+
+def test_catalog_read_once_by_threads_at_once() -> None:
+    invalidate()
+    queries: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        queries.append(params["url_path"])
+
+    client = CatalogItem._get_connection().connection.client
+    client.meta.events.register("before-call.dynamodb.Query", count)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            catalogs = list(pool.map(lambda _: load_catalog(), range(4)))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Query", count)
+
+    assert len(queries) == 3  # regions, plans and images
+    assert all(catalog is catalogs[0] for catalog in catalogs)

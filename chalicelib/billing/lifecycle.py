@@ -32,7 +32,7 @@ def review(account_id: str, hourly_cost: int, account: Account | None = None) ->
     """Take the next life-cycle step the account's balance calls for; return its name.
 
     `account` is a copy the caller read earlier. Suspension and termination act only on a
-    consistent read, so a payment that landed after the copy was read is never missed.
+    consistent read, so they see a payment that landed after the copy was read.
     """
     if account is None or _may_enforce(account):
         account = Account.get(account_id, consistent_read=True)
