@@ -326,10 +326,12 @@ class Accountant:
         self.images.remember(table, key, new)
 
     def _charge_batch_execute_statement(self, record: RequestRecord) -> list[Charge]:
-        """Charge each write statement as the single-item write it performs: an INSERT as a
-        PutItem with `attribute_not_exists` on the key, an UPDATE as an UpdateItem whose new
-        image is the item that `RETURNING ALL NEW *` returns, or the image before it with the
-        attributes that `RETURNING MODIFIED NEW *` returns."""
+        """Charge each write statement as the single-item write it performs.
+
+        An INSERT is a PutItem with `attribute_not_exists` on the key. An UPDATE is an
+        UpdateItem whose new image is the item that `RETURNING ALL NEW *` returns, or the image
+        before it with the attributes that `RETURNING MODIFIED NEW *` returns.
+        """
         charges: dict[tuple[str, str, str], Charge] = {}
         responses = record.response.get("Responses", [])
         for position, request in enumerate(record.params["Statements"]):
