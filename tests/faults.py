@@ -97,7 +97,7 @@ class StatementFaults:
     count: int
     code: str = "ThrottlingError"
     executed: bool = False
-    verb: str = ""  # only statements starting with it, such as "UPDATE"; all when empty
+    verb: str = ""  # only statements that start with it, such as "UPDATE", or all when empty
     faulted: list[str] = field(default_factory=list)  # the faulted statements, in the order sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 

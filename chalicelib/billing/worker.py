@@ -136,7 +136,7 @@ def bill_shard(shard: str, through_hour: datetime, threads: int | None = None) -
 
 
 def _groups(account_ids: list[str], threads: int) -> list[tuple[str, ...]]:
-    """Split accounts into groups of at most MAX_STATEMENTS, enough to keep `threads` busy."""
+    """Split accounts into one group per thread, each of at most MAX_STATEMENTS accounts."""
     size = max(1, min(MAX_STATEMENTS, -(-len(account_ids) // max(1, threads))))
     return [tuple(account_ids[offset : offset + size]) for offset in range(0, len(account_ids), size)]
 
@@ -264,8 +264,8 @@ class _Run:
         return outcomes
 
     def _prepare(self, account_id: str) -> list[LedgerLine] | _Batch | None | Exception:
-        """Return the account's candidate lines; None when the cursor is already there, a
-        billed batch when the account had to be billed alone, or the error that failed it."""
+        """Return the account's candidate lines. Return None when the cursor is already there,
+        the billed batch when the account had to be billed alone, or the error that failed it."""
         work, account = self.work_by_account[account_id], self.accounts.get(account_id)
         try:
             if account is None:
