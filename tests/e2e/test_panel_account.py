@@ -69,6 +69,7 @@ def wait_until_active(stack: Stack, vm_id: str, token: str) -> None:
 
 def log_in(page: Any, email: str, password: str = PASSWORD) -> None:
     page.goto("/#/login")
+    page.get_by_role("heading", name="Log in").wait_for()
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -163,6 +164,7 @@ def test_password_reset_from_mailed_token(page: Any, stack: Stack) -> None:
 
     page.goto("/#/login")
     page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_role("heading", name="Reset your password").wait_for()
     page.get_by_label("E-mail").fill(email)
     page.get_by_role("button", name="Send reset link").click()
     page.get_by_text("If an account uses this address").wait_for()

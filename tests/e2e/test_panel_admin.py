@@ -57,6 +57,7 @@ def log_in(page: object, email: str) -> None:
     """Log in through the login page when the panel has one, else with a cookie session."""
     if LOGIN_PAGE.exists():
         page.goto("/#/login")  # type: ignore[attr-defined]
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()  # type: ignore[attr-defined]
         page.get_by_label("E-mail").fill(email)  # type: ignore[attr-defined]
         page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
         page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
@@ -293,6 +294,7 @@ def test_payments_list_and_vm_suspension(page: object, stack: Stack) -> None:
     expect(suspension).to_contain_text("Abuse report from the browser test")
 
     page.locator("#nav").get_by_role("link", name="All VMs").click()  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", level=1, name="All VMs")).to_be_visible()  # type: ignore[attr-defined]
     page.get_by_label("State").select_option("active")  # type: ignore[attr-defined]
     page.get_by_role("button", name="Apply filters").click()  # type: ignore[attr-defined]
     expect(page.get_by_role("link", name="web-e2e")).to_be_visible()  # type: ignore[attr-defined]

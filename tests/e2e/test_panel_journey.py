@@ -47,6 +47,7 @@ def sign_up_and_verify(page: Page, stack: Stack, email: str) -> None:
     page.goto("/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     page.locator("#nav").get_by_role("link", name="Sign up").click()
+    expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
@@ -117,6 +118,7 @@ def log_in_by_keyboard(page: Page, email: str) -> None:
 
 def adjust_credit(page: Page, customer_email: str) -> None:
     page.locator("#nav").get_by_role("link", name="Users").click()
+    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
     page.get_by_label("E-mail starts with").fill(customer_email)
     page.get_by_label("E-mail starts with").press("Enter")
     page.get_by_role("link", name=customer_email).click()

@@ -43,6 +43,7 @@ def customer_with_things(stack: Stack) -> tuple[str, str]:
 
 def log_in(page: Page, email: str) -> None:
     page.goto("/#/login")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
