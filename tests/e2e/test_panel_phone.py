@@ -1,10 +1,11 @@
-"""The customer pages at phone width, a session that ends while a page is open, and a VM
-page left while it still polls."""
+"""The customer pages at phone width, a session that ends while a page is open, a VM page
+left while it still polls, and a page left before its module has loaded."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import requests
 from playwright.sync_api import Page, expect
@@ -92,9 +93,37 @@ def test_leaving_a_provisioning_vm_stops_its_polling(page: Page, stack: Stack) -
     log_in(page, email)
 
     page.goto(f"/#/vms/{vm['id']}")
+    expect(page.get_by_role("heading", name="poll1", level=1)).to_be_visible()
     page.goto("/#/tickets")
     expect(page.get_by_role("heading", name="Support", level=1)).to_be_visible()
     reads_on_leaving = len(vm_reads)
     page.wait_for_timeout(5000)
 
     assert len(vm_reads) == reads_on_leaving
+
+
+def test_router_skips_page_left_while_loading(page: Page, stack: Stack) -> None:
+    email, token = customer_with_things(stack)
+    vm = requests.post(
+        stack.url + "v1/vms", json={"name": "poll2", "region": "demo", "plan": "s1", "image": "debian-12"},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    ).json()
+    held_routes: list[Any] = []
+    page.route("**/assets/pages_vms.js", lambda route: held_routes.append(route))
+    vm_reads: list[str] = []
+    page.on("request", lambda request: vm_reads.append(request.url) if vm["id"] in request.url else None)
+    log_in(page, email)
+
+    page.goto(f"/#/vms/{vm['id']}")
+    for _ in range(100):
+        if held_routes:
+            break
+        page.wait_for_timeout(50)
+    assert len(held_routes) == 1, "the VM page's module was never requested"
+    page.goto("/#/tickets")
+    expect(page.get_by_role("heading", name="Support", level=1)).to_be_visible()
+    held_routes[0].continue_()
+    page.wait_for_timeout(1000)
+
+    assert vm_reads == []
+    expect(page.get_by_role("heading", name="Support", level=1)).to_be_visible()

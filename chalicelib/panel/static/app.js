@@ -192,6 +192,8 @@ async function route() {
   replace(main, h("p", { class: "loading" }, "Loading…"));
   try {
     const module = await import(`./${found.module}`);
+    // The user may have left while the module loaded. The page they left then loads nothing.
+    if (ticket !== renderCount) return;
     const page = await module[found.name]({ params: found.params, query, session, navigate, refreshSession });
     if (ticket !== renderCount) return;
     replace(main, page);
