@@ -15,7 +15,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.api_calls import PASSWORD
-from tests.e2e.conftest import DESKTOP, PHONE, screenshot
+from tests.e2e.conftest import DESKTOP, PHONE, open_route, screenshot
 from tests.e2e.stack import ROOT, Stack
 
 LOGIN_PAGE = ROOT / "chalicelib" / "panel" / "static" / "pages_auth.js"
@@ -79,7 +79,7 @@ def log_in(page: object, email: str) -> None:
 
 
 def open_admin_page(page: object, hash_path: str, heading: str) -> None:
-    page.goto(f"/#{hash_path}")  # type: ignore[attr-defined]
+    open_route(page, hash_path)
     expect(page.get_by_role("heading", level=1, name=heading)).to_be_visible()  # type: ignore[attr-defined]
 
 

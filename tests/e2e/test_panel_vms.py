@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from tests.api_calls import PASSWORD
-from tests.e2e.conftest import PHONE, screenshot
+from tests.e2e.conftest import PHONE, open_route, screenshot
 from tests.e2e.stack import DEMO_PROVISION_SECONDS, Stack
 
 # Long enough for the demo backend's provisioning plus two polls of the page.
@@ -50,13 +50,7 @@ def log_in(page: object, email: str, hash_path: str) -> None:
     assert status == 200
     page.reload()  # type: ignore[attr-defined]
     page.locator(".nav-email").wait_for(state="attached")  # type: ignore[attr-defined]
-    open_page(page, hash_path)
-
-
-def open_page(page: object, hash_path: str) -> None:
-    """Open a page of the logged-in panel through its router, as a click on a link does."""
-    page.goto("/#" + hash_path)  # type: ignore[attr-defined]
-    page.locator("main h1").wait_for()  # type: ignore[attr-defined]
+    open_route(page, hash_path)
 
 
 def add_demo_credit(page: object, amount: str) -> None:
@@ -87,7 +81,7 @@ def test_vm_life_cycle_and_ledger(page: object, stack: Stack) -> None:
     assert page.locator(".balance").inner_text() == "50.00 USD"  # type: ignore[attr-defined]
     screenshot(page, "billing")
 
-    open_page(page, "/vms")
+    open_route(page, "/vms")
     page.get_by_role("link", name="Create VM").click()  # type: ignore[attr-defined]
     page.get_by_role("heading", name="Create VM").wait_for()  # type: ignore[attr-defined]
     screenshot(page, "vm-create")
@@ -110,14 +104,14 @@ def test_vm_life_cycle_and_ledger(page: object, stack: Stack) -> None:
     page.get_by_role("heading", name="web2", level=1).wait_for()  # type: ignore[attr-defined]
     vm_hash = page.evaluate("location.hash")  # type: ignore[attr-defined]
 
-    open_page(page, "/vms")
+    open_route(page, "/vms")
     row = page.get_by_role("row", name=re.compile("web2"))  # type: ignore[attr-defined]
     assert "active" in row.inner_text()
     assert DEMO_PLAN_HOURLY in row.inner_text()
     screenshot(page, "vms")
 
     stack.cli("bill", "--hour", billable_hour(started))
-    open_page(page, "/billing")
+    open_route(page, "/billing")
     charge = page.get_by_role("row", name=re.compile(r"VM web2, plan Small 1 GB"))  # type: ignore[attr-defined]
     assert "-0.0075 USD" in charge.inner_text()
     today = started.strftime("%Y-%m-%d")
@@ -133,7 +127,7 @@ def test_vm_life_cycle_and_ledger(page: object, stack: Stack) -> None:
     assert "VM web2, plan Small 1 GB" in statement
     assert "-0.0075" in statement
 
-    open_page(page, vm_hash.removeprefix("#"))
+    open_route(page, vm_hash.removeprefix("#"))
     page.get_by_role("button", name="Delete VM").click()  # type: ignore[attr-defined]
     dialog = page.get_by_role("dialog")  # type: ignore[attr-defined]
     assert 'Delete the VM "web2"?' in dialog.inner_text()
