@@ -112,3 +112,16 @@ def open_route(page: object, hash_path: str) -> None:
     page.evaluate("document.querySelector('main h1')?.setAttribute('data-left', '')")  # type: ignore[attr-defined]
     page.goto("/#" + hash_path)  # type: ignore[attr-defined]
     page.locator("main h1:not([data-left])").wait_for()  # type: ignore[attr-defined]
+
+
+def log_in_with_cookie(page: object, email: str, password: str) -> int:
+    """Log in from the panel's origin with a cookie session, as its login form does, and return the status."""
+    page.goto("/")  # type: ignore[attr-defined]
+    return page.evaluate(  # type: ignore[attr-defined]
+        """async ([email, password]) => {
+            const reply = await fetch("v1/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                body: JSON.stringify({email, password, session: "cookie"})});
+            return reply.status;
+        }""",
+        [email, password],
+    )

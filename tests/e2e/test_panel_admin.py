@@ -16,9 +16,8 @@ from playwright.sync_api import expect
 
 from tests.api_calls import PASSWORD
 from tests.e2e.conftest import DESKTOP, PHONE, open_route, screenshot
-from tests.e2e.stack import ROOT, Stack
+from tests.e2e.stack import Stack
 
-LOGIN_PAGE = ROOT / "chalicelib" / "panel" / "static" / "pages_auth.js"
 VM_ACTIVE_TIMEOUT_SECONDS = 20
 
 
@@ -54,27 +53,12 @@ def new_admin(stack: Stack, label: str) -> str:
 
 
 def log_in(page: object, email: str) -> None:
-    """Log in through the login page when the panel has one, else with a cookie session."""
-    if LOGIN_PAGE.exists():
-        page.goto("/#/login")  # type: ignore[attr-defined]
-        expect(page.get_by_role("heading", name="Log in")).to_be_visible()  # type: ignore[attr-defined]
-        page.get_by_label("E-mail").fill(email)  # type: ignore[attr-defined]
-        page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
-        page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
-        expect(page.locator(".nav-email")).to_have_text(email)  # type: ignore[attr-defined]
-        return
-
-    page.goto("/")  # type: ignore[attr-defined]
-    status = page.evaluate(  # type: ignore[attr-defined]
-        """async ([email, password]) => {
-            const reply = await fetch("v1/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
-                body: JSON.stringify({email, password, session: "cookie"})});
-            return reply.status;
-        }""",
-        [email, PASSWORD],
-    )
-    assert status == 200
-    page.reload()  # type: ignore[attr-defined]
+    """Log in through the login page and wait for the navigation to show the account."""
+    page.goto("/#/login")  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()  # type: ignore[attr-defined]
+    page.get_by_label("E-mail").fill(email)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
     expect(page.locator(".nav-email")).to_have_text(email)  # type: ignore[attr-defined]
 
 

@@ -4,21 +4,13 @@ its Content Security Policy refuses inline script."""
 from __future__ import annotations
 
 from tests.api_calls import PASSWORD
+from tests.e2e.conftest import log_in_with_cookie
 from tests.e2e.stack import Stack
 
 
 def test_only_csrf_cookie_readable_by_scripts(page: object, stack: Stack) -> None:
     stack.create_admin("shell@lobster.test", PASSWORD)
-    page.goto("/")  # type: ignore[attr-defined]
-
-    status = page.evaluate(  # type: ignore[attr-defined]
-        """async ([email, password]) => {
-            const reply = await fetch("v1/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
-                body: JSON.stringify({email, password, session: "cookie"})});
-            return reply.status;
-        }""",
-        ["shell@lobster.test", PASSWORD],
-    )
+    status = log_in_with_cookie(page, "shell@lobster.test", PASSWORD)
 
     assert status == 200
     readable = page.evaluate("document.cookie")  # type: ignore[attr-defined]

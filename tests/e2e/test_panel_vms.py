@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from tests.api_calls import PASSWORD
-from tests.e2e.conftest import PHONE, open_route, screenshot
+from tests.e2e.conftest import PHONE, log_in_with_cookie, open_route, screenshot
 from tests.e2e.stack import DEMO_PROVISION_SECONDS, Stack
 
 # Long enough for the demo backend's provisioning plus two polls of the page.
@@ -38,18 +38,11 @@ def verified_customer(stack: Stack, label: str) -> str:
 
 def log_in(page: object, email: str, hash_path: str) -> None:
     """Log in with the panel's cookie session, load the panel again, then open `hash_path`."""
-    page.goto("/")  # type: ignore[attr-defined]
-    status = page.evaluate(  # type: ignore[attr-defined]
-        """async ([email, password]) => {
-            const reply = await fetch("v1/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
-                body: JSON.stringify({email, password, session: "cookie"})});
-            return reply.status;
-        }""",
-        [email, PASSWORD],
-    )
+    status = log_in_with_cookie(page, email, PASSWORD)
     assert status == 200
     page.reload()  # type: ignore[attr-defined]
     page.locator(".nav-email").wait_for(state="attached")  # type: ignore[attr-defined]
+    page.locator("main h1").wait_for()  # type: ignore[attr-defined]
     open_route(page, hash_path)
 
 
