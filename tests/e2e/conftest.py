@@ -108,7 +108,7 @@ def screenshot(page: object, name: str) -> Path:
 
 
 def open_route(page: object, hash_path: str) -> None:
-    """Open `hash_path` through the panel's router and wait until its page has replaced the last one."""
+    """Open `hash_path` through the panel's router and wait until its page has replaced the previous one."""
     page.evaluate("document.querySelector('main h1')?.setAttribute('data-left', '')")  # type: ignore[attr-defined]
     page.goto("/#" + hash_path)  # type: ignore[attr-defined]
     page.locator("main h1:not([data-left])").wait_for()  # type: ignore[attr-defined]
